@@ -1,0 +1,260 @@
+"""What a user asks for, what the relay reports back, in one shape for every relay format.
+
+`VideoRequest` is validated once, by the relay rules in `shared/relay-api.md`, and every
+backend maps it to its own wire format. Each rejection is an `InvalidRequest` carrying a
+stable `code` (for translations) and one sentence a user can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Orientation = Literal["portrait", "landscape"]
+Duration = Literal[10, 15, 25]
+RelayFormat = Literal["chat", "task", "official"]
+Phase = Literal["queued", "rendering", "checking", "finishing"]
+
+PRO_MODEL = "sora-2-pro"
+DEFAULT_MODEL = "sora-2"
+MAX_PROMPT_CHARS = 4000
+MAX_IMAGES = 3
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+
+
+class InvalidRequest(ValueError):
+    """The request breaks a relay rule. `message` is the sentence shown to the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def is_pro(model: str) -> bool:
+    """Model names are data: any model whose name says `pro` gets the pro features."""
+    return "pro" in model.lower()
+
+
+class ImageInput(BaseModel):
+    """A reference image: raw bytes with their content type, or a URL the relay can fetch."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str | None = None
+    data: bytes | None = Field(default=None, repr=False)
+    content_type: str = "image/png"
+    filename: str = "image.png"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageInput:
+        if (self.url is None) == (self.data is None):
+            raise InvalidRequest("image_source", "Each image needs either a link or a file.")
+        if self.url is not None and not self.url.startswith(("http://", "https://", "data:")):
+            raise InvalidRequest("image_url", "Image links must start with http:// or https://.")
+        if self.data is not None and self.content_type not in IMAGE_TYPES:
+            raise InvalidRequest(
+                "image_type", "Reference images must be PNG, JPEG, WebP or GIF files."
+            )
+        return self
+
+    def as_data_url(self) -> str:
+        """The image as the relay accepts it inline: a link, or a `data:` URL."""
+        if self.url is not None:
+            return self.url
+        assert self.data is not None
+        return f"data:{self.content_type};base64,{base64.b64encode(self.data).decode()}"
+
+    def as_base64(self) -> str:
+        assert self.data is not None
+        return base64.b64encode(self.data).decode()
+
+
+class Shot(BaseModel):
+    """One storyboard shot; the relay detects the `Shot n / duration / Scene` shape."""
+
+    model_config = ConfigDict(frozen=True)
+
+    duration: Annotated[float, Field(gt=0)]
+    scene: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class CameoClip(BaseModel):
+    """A clip to lift a character from inline (task format `character_url`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    start: float
+    end: float
+
+    @model_validator(mode="after")
+    def _span(self) -> CameoClip:
+        check_timestamps(self.start, self.end)
+        return self
+
+    @property
+    def timestamps(self) -> str:
+        return format_timestamps(self.start, self.end)
+
+
+def check_timestamps(start: float, end: float) -> None:
+    """The relay lifts a character from a 1–3 second span of the clip."""
+    if start < 0 or end <= start:
+        raise InvalidRequest(
+            "timestamps_order", "The end time must come after the start time (in seconds)."
+        )
+    if not 1 <= end - start <= 3:
+        raise InvalidRequest(
+            "timestamps_span", "The character clip must span 1 to 3 seconds; adjust start or end."
+        )
+
+
+def format_timestamps(start: float, end: float) -> str:
+    return f"{start:g},{end:g}"
+
+
+class VideoRequest(BaseModel):
+    """One video a user asked for, already checked against the relay rules."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str
+    orientation: Orientation = "portrait"
+    duration: Duration = 10
+    hd: bool = False
+    model: str = DEFAULT_MODEL
+    images: tuple[ImageInput, ...] = ()
+    storyboard: tuple[Shot, ...] = ()
+    cameo: CameoClip | None = None
+    watermark: bool = False
+    private: bool = False
+    remix_of: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _rules(self) -> VideoRequest:
+        if not self.prompt and not self.storyboard:
+            raise InvalidRequest("prompt_empty", "Describe the video you want in the prompt.")
+        if len(self.full_prompt()) > MAX_PROMPT_CHARS:
+            raise InvalidRequest(
+                "prompt_too_long",
+                f"Your prompt is {len(self.full_prompt()):,} characters; "
+                f"keep it under {MAX_PROMPT_CHARS:,}.",
+            )
+        if self.hd and not is_pro(self.model):
+            raise InvalidRequest(
+                "hd_needs_pro", "HD needs sora-2-pro; pick that model or turn HD off."
+            )
+        if self.duration == 25 and not is_pro(self.model):
+            raise InvalidRequest(
+                "duration_needs_pro",
+                "25-second videos need sora-2-pro; pick it or a shorter duration.",
+            )
+        if len(self.images) > MAX_IMAGES:
+            raise InvalidRequest(
+                "too_many_images", f"Attach at most {MAX_IMAGES} reference images."
+            )
+        if self.storyboard:
+            total = sum(shot.duration for shot in self.storyboard)
+            if abs(total - self.duration) > 0.05:
+                raise InvalidRequest(
+                    "storyboard_total",
+                    f"The shots add up to {total:g} s but the video is {self.duration} s; "
+                    "make them match.",
+                )
+        if self.remix_of is not None and (self.images or self.storyboard):
+            raise InvalidRequest(
+                "remix_options", "A remix takes only a new prompt; drop the images or storyboard."
+            )
+        return self
+
+    @property
+    def effective_hd(self) -> bool:
+        """The relay ignores HD for 25-second videos."""
+        return self.hd and self.duration != 25
+
+    def full_prompt(self) -> str:
+        """The prompt as sent: storyboard shots are rendered in the shape relays detect."""
+        if not self.storyboard:
+            return self.prompt
+        shots = "\n\n".join(
+            f"Shot {n}:\nduration: {shot.duration:g}sec\nScene: {shot.scene}"
+            for n, shot in enumerate(self.storyboard, 1)
+        )
+        return f"{self.prompt}\n\n{shots}" if self.prompt else shots
+
+    @classmethod
+    def build(cls, **fields: Any) -> VideoRequest:
+        """Validate, raising `InvalidRequest` with one sentence instead of pydantic's report."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            raise _first_sentence(exc) from None
+
+
+def _first_sentence(exc: ValidationError) -> InvalidRequest:
+    for error in exc.errors():
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, InvalidRequest):
+            return cause
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"]) or "request"
+    return InvalidRequest(
+        "invalid_" + re.sub(r"\W+", "_", field), f"Check {field}: {error['msg']}."
+    )
+
+
+# Events a backend yields while a video renders. Every format yields the same three.
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """The relay accepted the job. `relay_id` lets polling resume after a restart."""
+
+    relay_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A step forward: `percent` in 0–100 when the relay says it, and the phase."""
+
+    percent: float | None
+    phase: Phase
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VideoResult:
+    """The finished video."""
+
+    url: str
+    relay_id: str | None
+    format: RelayFormat
+    thumbnail_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    result: VideoResult
+
+
+Event = Submitted | Progress | Finished
+
+
+@dataclass(frozen=True, slots=True)
+class Character:
+    """A cameo the relay made; prompts use it as ` @username `."""
+
+    id: str
+    username: str
+    permalink: str | None = None
+    profile_picture_url: str | None = None

@@ -1,0 +1,100 @@
+"""Configuration from the environment and `.env`, read once by `bot.__main__`.
+
+Settings are grouped the way they are used (Discord, relay, jobs, quotas) so each
+part of the bot receives only what it needs. Secrets are `SecretStr`: they never
+appear in a repr or a log line, and `get_secret_value()` is called only where the
+secret is put on the wire.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RelayFormat = Literal["chat", "task", "official"]
+ChatStyle = Literal["suffix", "prefix"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every variable the bot reads. `.env.example` documents each with its default."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_api_base: str = ""
+    discord_gateway_url: str = ""
+    interaction_token_ttl: float = Field(default=14 * 60, gt=0)
+
+    # Relay
+    relay_base_url: str = ""
+    relay_api_key: SecretStr | None = None
+    relay_format: RelayFormat = "task"
+    relay_chat_style: ChatStyle = "suffix"
+    relay_chat_model: str = "sora_video2"
+    relay_timeout: float = Field(default=30.0, gt=0)
+
+    # Storage and logs
+    database_path: Path = Path("data/bot.db")
+    log_level: LogLevel = "INFO"
+
+    # Jobs
+    max_concurrent_jobs: int = Field(default=8, ge=1)
+    max_concurrent_jobs_per_guild: int = Field(default=3, ge=1)
+    job_deadline_minutes: float = Field(default=20.0, gt=0)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_download_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+
+    # Quotas (cost units)
+    quota_guild_monthly: int = Field(default=200, ge=0)
+    quota_user_daily: int = Field(default=10, ge=0)
+    cost_table: str = "10=1,15=2,25=4,hd=2"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("relay_base_url", "discord_api_base", "discord_gateway_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError(
+                "must start with http:// or https:// (ws:// or wss:// for the gateway)"
+            )
+        return value.rstrip("/")
+
+    def require(self, *names: str) -> None:
+        """Fail with one line naming the first of `names` that is unset."""
+        for name in names:
+            value = getattr(self, name)
+            if (
+                value is None
+                or value == ""
+                or (isinstance(value, SecretStr) and not value.get_secret_value())
+            ):
+                raise SettingsError(f"{name.upper()} is not set (see .env.example)")
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Read the settings, turning pydantic's report into one line per the first bad variable."""
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        raise SettingsError(f"{name} is invalid: {error['msg']}") from None

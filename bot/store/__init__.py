@@ -1,0 +1,1 @@
+"""SQLite storage: jobs, quotas and their ledger, guild settings, character aliases."""

@@ -1,0 +1,375 @@
+"""The job engine: everything between "a member asked" and "the link is ready".
+
+A job is a row in SQLite before the relay is called, and every step after is written
+back, so a restart loses nothing: task- and official-format jobs that the relay already
+accepted resume polling; queued jobs run; a chat stream cut by the restart cannot be
+resumed, so that job ends as interrupted and its units are refunded.
+
+The engine knows nothing about Discord. It tells listeners about each change
+(`JobUpdate`) and the Discord layer renders them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bot.clock import Clock, SystemClock
+from bot.jobs.costs import CostTable
+from bot.jobs.queue import JobQueue
+from bot.relay.errors import RelayError, TimedOutError
+from bot.relay.models import Event, Finished, Progress, RelayFormat, Submitted, VideoRequest
+from bot.store.database import Database
+from bot.store.jobs import Job, NewJob
+
+log = logging.getLogger(__name__)
+
+UpdateKind = Literal["queued", "started", "progress", "finished"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """One change to a job, as listeners see it."""
+
+    kind: UpdateKind
+    job: Job
+    queue_position: int | None = None
+
+
+JobListener = Callable[[JobUpdate], Awaitable[None]]
+
+
+class Relay(Protocol):
+    """What the engine needs from a relay client (see `bot.relay.client.RelayClient`)."""
+
+    format: RelayFormat
+
+    def generate(
+        self, request: VideoRequest, *, deadline: float | None = None
+    ) -> AsyncIterator[Event]: ...
+
+    def resume(
+        self, relay_id: str, format: RelayFormat, *, deadline: float | None = None
+    ) -> AsyncIterator[Event]: ...
+
+
+class JobError(Exception):
+    """A job action a user asked for can't be done; `code` picks the translated sentence."""
+
+    def __init__(self, code: str, job_id: int) -> None:
+        super().__init__(f"{code}: job {job_id}")
+        self.code = code
+        self.job_id = job_id
+
+
+CancelReason = Literal["user", "admin"]
+
+
+def render_deadline(request: VideoRequest, base_minutes: float) -> float:
+    """Seconds a render may take before it is abandoned; longer for 15/25 s and HD."""
+    minutes = base_minutes
+    if request.duration == 15:
+        minutes += 5
+    elif request.duration == 25:
+        minutes += 10
+    if request.effective_hd:
+        minutes += 15
+    return minutes * 60
+
+
+class JobEngine:
+    """Runs jobs against the relay under global and per-guild caps, durably."""
+
+    def __init__(
+        self,
+        db: Database,
+        relay: Relay,
+        *,
+        costs: CostTable | None = None,
+        clock: Clock | None = None,
+        max_running: int = 8,
+        max_per_guild: int = 3,
+        deadline_minutes: float = 20.0,
+        relay_name: str = "default",
+    ) -> None:
+        self.db = db
+        self.relay = relay
+        self.relay_name = relay_name
+        self.costs = costs or CostTable()
+        self.clock = clock or SystemClock()
+        self.deadline_minutes = deadline_minutes
+        self.queue = JobQueue(max_running, max_per_guild)
+        self._listeners: list[JobListener] = []
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._cancel_reasons: dict[int, CancelReason] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- wiring ---------------------------------------------------------------------
+
+    def add_listener(self, listener: JobListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: JobListener) -> None:
+        self._listeners.remove(listener)
+
+    async def start(self) -> None:
+        """Pick up every job a previous process left unfinished."""
+        self._stopping = False
+        for job in await self.db.jobs.unfinished():
+            if job.status == "queued":
+                self.queue.push(job.id, job.guild_id)
+            elif job.relay_id and job.format != "chat":
+                log.info("job %s: resuming %s polling of %s", job.id, job.format, job.relay_id)
+                self.queue.mark_running(job.id, job.guild_id)
+                self._spawn(job)
+            else:
+                # A chat stream can't be re-attached, and a submit cut before the relay's
+                # answer may or may not have been accepted: either way nothing will deliver.
+                log.warning("job %s: cut by a restart while %s; refunding", job.id, job.status)
+                await self._finish(job.id, "interrupted", error_code="interrupted", refund=True)
+        await self._pump()
+
+    async def stop(self) -> None:
+        """Stop working without touching the jobs' rows, so the next start resumes them."""
+        self._stopping = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def wait_idle(self) -> None:
+        """Wait until no job is running or waiting (for tests and graceful shutdown)."""
+        await self._idle.wait()
+
+    # -- what members ask for ---------------------------------------------------------
+
+    async def submit(
+        self, new: NewJob, *, roles: Sequence[int] = (), is_admin: bool = False
+    ) -> Job:
+        """Reserve the cost and queue the job; raises `QuotaExceededError` when it won't fit."""
+        cost = self.costs.cost(new.request)
+        job = await self.db.jobs.create(new, cost=cost, roles=roles, is_admin=is_admin)
+        log.info(
+            "job %s: queued (guild %s, user %s, %s units)", job.id, job.guild_id, job.user_id, cost
+        )
+        self.queue.push(job.id, job.guild_id)
+        self._idle.clear()
+        await self._emit(JobUpdate("queued", job, self.queue.position(job.id)))
+        await self._pump()
+        return job
+
+    async def rerun(
+        self,
+        job_id: int,
+        *,
+        user_id: int,
+        roles: Sequence[int] = (),
+        is_admin: bool = False,
+        channel_id: int | None = None,
+        interaction_token: str | None = None,
+        locale: str | None = None,
+    ) -> Job:
+        """The same request again, as a new job charged to whoever asked."""
+        source = await self._get(job_id)
+        new = NewJob(
+            guild_id=source.guild_id,
+            channel_id=channel_id or source.channel_id,
+            user_id=user_id,
+            request=source.request,
+            format=source.format,
+            relay_name=self.relay_name,
+            interaction_token=interaction_token,
+            locale=locale or source.locale,
+            parent_job_id=source.id,
+        )
+        return await self.submit(new, roles=roles, is_admin=is_admin)
+
+    async def remix(
+        self,
+        job_id: int,
+        prompt: str,
+        *,
+        user_id: int,
+        roles: Sequence[int] = (),
+        is_admin: bool = False,
+        channel_id: int | None = None,
+        interaction_token: str | None = None,
+        locale: str | None = None,
+    ) -> Job:
+        """A finished video, changed by a new prompt (the relay's official remix endpoint)."""
+        source = await self._get(job_id)
+        if source.status != "succeeded" or not source.relay_id:
+            raise JobError("remix_not_finished", job_id)
+        if source.request.private:
+            raise JobError("remix_private", job_id)
+        request = VideoRequest.build(
+            **source.request.model_dump(exclude={"prompt", "images", "storyboard", "remix_of"}),
+            prompt=prompt,
+            remix_of=source.relay_id,
+        )
+        new = NewJob(
+            guild_id=source.guild_id,
+            channel_id=channel_id or source.channel_id,
+            user_id=user_id,
+            request=request,
+            format="official",
+            relay_name=self.relay_name,
+            interaction_token=interaction_token,
+            locale=locale or source.locale,
+            parent_job_id=source.id,
+        )
+        return await self.submit(new, roles=roles, is_admin=is_admin)
+
+    async def cancel(self, job_id: int, *, user_id: int, is_admin: bool = False) -> Job:
+        """Cancel a job. Waiting jobs are refunded; once the relay is rendering, the relay
+        has charged the operator, so a member's own cancel is not refunded (an admin's is)."""
+        job = await self._get(job_id)
+        if job.user_id != user_id and not is_admin:
+            raise JobError("cancel_not_yours", job_id)
+        if job.is_final:
+            raise JobError("already_finished", job_id)
+        reason: CancelReason = "user" if job.user_id == user_id else "admin"
+        if self.queue.remove(job_id):
+            await self._finish(job_id, "cancelled", error_code="cancelled", refund=True)
+            await self._pump()
+        elif (task := self._tasks.get(job_id)) is not None:
+            self._cancel_reasons[job_id] = reason
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return await self._get(job_id)
+
+    def queue_position(self, job_id: int) -> int | None:
+        return self.queue.position(job_id)
+
+    # -- running ----------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        """Start every waiting job that fits under the caps."""
+        if self._stopping:
+            return
+        started: list[Job] = []
+        while (slot := self.queue.pop_ready()) is not None:
+            job = await self.db.jobs.get(slot.job_id)
+            if job is None or job.is_final:
+                self.queue.done(slot.job_id)
+                continue
+            started.append(job)
+            self._spawn(job)
+        if started:
+            await self._announce_positions()
+        if not self._tasks and not len(self.queue):
+            self._idle.set()
+
+    def _spawn(self, job: Job) -> None:
+        self._idle.clear()
+        task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _t, job_id=job.id: self._on_task_done(job_id))
+
+    def _on_task_done(self, job_id: int) -> None:
+        self._tasks.pop(job_id, None)
+        self.queue.done(job_id)
+        if not self._stopping:
+            pump = asyncio.create_task(self._pump())
+            self._background.add(pump)
+            pump.add_done_callback(self._background.discard)
+
+    async def _run(self, job: Job) -> None:
+        try:
+            events = self._events_for(job)
+            await self._emit(JobUpdate("started", job))
+            async for event in events:
+                await self._handle(job.id, event)
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.pop(job.id, None)
+            if reason is None:  # shutdown: leave the row as it is, the next start resumes it
+                raise
+            await self._finish(
+                job.id, "cancelled", error_code="cancelled", refund=reason == "admin"
+            )
+        except RelayError as exc:
+            status = "timed_out" if isinstance(exc, TimedOutError) else "failed"
+            log.info("job %s: %s (%s)", job.id, exc.code, exc.detail or exc.user_message)
+            await self._finish(
+                job.id,
+                status,
+                error_code=exc.code,
+                error_message=exc.user_message,
+                refund=exc.refund,
+            )
+        except Exception:
+            log.exception("job %s: unexpected failure", job.id)
+            await self._finish(job.id, "failed", error_code="internal", refund=True)
+
+    def _events_for(self, job: Job) -> AsyncIterator[Event]:
+        total = render_deadline(job.request, self.deadline_minutes)
+        if job.relay_id and job.format != "chat":
+            started = job.started_at or job.created_at
+            remaining = total - (self.clock.now() - started).total_seconds()
+            return self.relay.resume(job.relay_id, job.format, deadline=max(remaining, 0.0))  # type: ignore[arg-type]
+        return self._submit_then_follow(job, total)
+
+    async def _submit_then_follow(self, job: Job, deadline: float) -> AsyncIterator[Event]:
+        await self.db.jobs.mark_submitting(job.id)
+        async for event in self.relay.generate(job.request, deadline=deadline):
+            yield event
+
+    async def _handle(self, job_id: int, event: Event) -> None:
+        match event:
+            case Submitted(relay_id=relay_id):
+                await self.db.jobs.mark_running(job_id, relay_id)
+                await self._emit(JobUpdate("progress", await self._get(job_id)))
+            case Progress(percent=percent, phase=phase):
+                await self.db.jobs.set_progress(job_id, percent, phase)
+                await self._emit(JobUpdate("progress", await self._get(job_id)))
+            case Finished(result=result):
+                await self._finish(job_id, "succeeded", result_url=result.url)
+
+    async def _finish(
+        self,
+        job_id: int,
+        status: str,
+        *,
+        result_url: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        refund: bool = False,
+    ) -> None:
+        settled = await self.db.jobs.finish(
+            job_id,
+            status,  # type: ignore[arg-type]
+            result_url=result_url,
+            error_code=error_code,
+            error_message=error_message,
+            refund=refund,
+        )
+        if settled:
+            log.info("job %s: %s%s", job_id, status, " (refunded)" if refund else "")
+            await self._emit(JobUpdate("finished", await self._get(job_id)))
+
+    async def _announce_positions(self, limit: int = 20) -> None:
+        """Tell the first few waiting jobs their new place in line."""
+        for position, job_id in enumerate(self.queue.waiting()[:limit], 1):
+            job = await self.db.jobs.get(job_id)
+            if job is not None:
+                await self._emit(JobUpdate("queued", job, position))
+
+    async def _emit(self, update: JobUpdate) -> None:
+        for listener in list(self._listeners):
+            try:
+                await listener(update)
+            except Exception:
+                log.exception("job %s: listener failed on %s", update.job.id, update.kind)
+
+    async def _get(self, job_id: int) -> Job:
+        job = await self.db.jobs.get(job_id)
+        if job is None:
+            raise JobError("job_not_found", job_id)
+        return job

@@ -1,0 +1,197 @@
+"""Chat format: a streamed `POST /v1/chat/completions` whose "model" renders a video.
+
+The stream is read live (httpx-sse). Each delta's `content` and `reasoning_content` text
+is fed to `ChatTranscript`, which reads progress, the task id, the link and failures
+from the many text dialects. A chat stream cannot be resumed: if it ends before a link,
+the job fails with `StreamInterruptedError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, Literal
+
+import httpx
+
+from bot.relay.chat_text import ChatTranscript, parse_final_message
+from bot.relay.errors import (
+    ContentPolicyError,
+    GenerationFailedError,
+    InvalidResponseError,
+    PolicyStage,
+    RelayError,
+    StreamInterruptedError,
+    TimedOutError,
+)
+from bot.relay.http import RelayHTTP, guess_stage, looks_like_policy
+from bot.relay.models import Event, Finished, Progress, Submitted, VideoRequest, VideoResult
+from bot.relay.polling import CHECKING_PERCENT
+
+PATH = "/v1/chat/completions"
+ChatStyle = Literal["suffix", "prefix"]
+
+
+def model_and_prompt(request: VideoRequest, style: ChatStyle, chat_model: str) -> tuple[str, str]:
+    """The wishes as model-name suffixes (`sora_video2-portrait-hd-15s`) or prompt words."""
+    prompt = request.full_prompt()
+    if style == "suffix":
+        model = f"{chat_model}-{request.orientation}"
+        if request.effective_hd:
+            model += "-hd"
+        if request.duration != 10:
+            model += f"-{request.duration}s"
+        return model, prompt
+    words = ["竖屏" if request.orientation == "portrait" else "横屏"]
+    if request.duration != 10:
+        words.append(f"{request.duration}s")
+    if request.effective_hd:
+        words.append("高清")
+    return chat_model, " ".join([*words, prompt])
+
+
+def body_of(request: VideoRequest, style: ChatStyle, chat_model: str) -> dict[str, Any]:
+    model, prompt = model_and_prompt(request, style, chat_model)
+    content: str | list[dict[str, Any]]
+    if request.images:
+        content = [{"type": "text", "text": prompt}]
+        content += [
+            {"type": "image_url", "image_url": {"url": image.as_data_url()}}
+            for image in request.images
+        ]
+    else:
+        content = prompt
+    return {
+        "model": model,
+        "stream": True,
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": content}],
+    }
+
+
+def _texts(part: Mapping[str, Any]) -> list[str]:
+    texts = []
+    for key in ("reasoning_content", "content"):
+        value = part.get(key)
+        if isinstance(value, str) and value:
+            texts.append(value)
+    return texts
+
+
+def _failure(text: str, last_percent: float | None) -> RelayError:
+    if looks_like_policy(text):
+        default: PolicyStage = (
+            "output" if last_percent is not None and last_percent >= CHECKING_PERCENT else "prompt"
+        )
+        return ContentPolicyError(text, stage=guess_stage(text, default))
+    return GenerationFailedError(text)
+
+
+async def generate(
+    http: RelayHTTP,
+    request: VideoRequest,
+    *,
+    style: ChatStyle,
+    chat_model: str,
+    deadline: float | None,
+) -> AsyncGenerator[Event, None]:
+    clock = http.clock
+    body = body_of(request, style, chat_model)
+    async with http.open_stream(PATH, body) as source:
+        started = clock.monotonic()
+        response = source.response
+        content_type = response.headers.get("content-type", "").lower()
+        if "text/event-stream" not in content_type:
+            transcript = await _whole_answer(http, response)
+            yield Submitted(transcript.task_id)
+            if transcript.video_url:
+                yield Finished(
+                    VideoResult(
+                        transcript.video_url, transcript.task_id, "chat", transcript.thumbnail_url
+                    )
+                )
+                return
+            raise (
+                _failure(transcript.failure, None)
+                if transcript.failure
+                else InvalidResponseError("the relay's chat answer holds no video link")
+            )
+
+        transcript = ChatTranscript()
+        submitted = False
+        last: tuple[float | None, str] | None = None
+        last_percent: float | None = None
+        cut: str | None = None
+        try:
+            async for sse in source.aiter_sse():
+                if deadline is not None and clock.monotonic() - started > deadline:
+                    raise TimedOutError(f"the chat render ran past {deadline:.0f} s")
+                data = sse.data.strip()
+                if not data:
+                    continue
+                if data == "[DONE]":
+                    break
+                try:
+                    payload = json.loads(data)
+                except ValueError:
+                    continue  # a stray non-JSON line; the text carries no video data
+                if not isinstance(payload, Mapping):
+                    continue
+                err = http.error_from_payload(payload, policy_stage="prompt")
+                if err is not None and "choices" not in payload:
+                    raise err
+                events: list[Progress] = []
+                choices = payload.get("choices") or []
+                if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+                    delta = choices[0].get("delta") or choices[0].get("message") or {}
+                    if isinstance(delta, Mapping):
+                        for text in _texts(delta):
+                            events += transcript.feed(text)
+                if not submitted and (transcript.task_id or events or transcript.video_url):
+                    submitted = True
+                    yield Submitted(transcript.task_id)
+                for event in events:
+                    key = (event.percent, event.phase)
+                    if key != last:
+                        last = key
+                        if event.percent is not None:
+                            last_percent = event.percent
+                        yield event
+        except httpx.HTTPError as exc:
+            cut = f"{type(exc).__name__}"
+
+        if not submitted:
+            yield Submitted(transcript.task_id)
+        if transcript.video_url:
+            yield Finished(
+                VideoResult(
+                    transcript.video_url, transcript.task_id, "chat", transcript.thumbnail_url
+                )
+            )
+            return
+        if transcript.failure:
+            raise _failure(transcript.failure, last_percent)
+        where = f" ({cut})" if cut else ""
+        raise StreamInterruptedError(
+            f"the chat stream ended before a video link{where}; last progress "
+            f"{last_percent if last_percent is not None else 'unknown'}%"
+        )
+
+
+async def _whole_answer(http: RelayHTTP, response: httpx.Response) -> ChatTranscript:
+    """A non-streamed `chat.completion` answer."""
+    try:
+        raw = await response.aread()
+    except httpx.HTTPError as exc:
+        raise StreamInterruptedError(f"the chat answer was cut: {type(exc).__name__}") from None
+    payload = http.decode(response, raw.decode("utf-8", "replace"))
+    err = http.error_from_payload(payload) if isinstance(payload, Mapping) else None
+    if err is not None:
+        raise err
+    try:
+        message = payload["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError):
+        raise InvalidResponseError("the relay's chat answer has no message") from None
+    if not isinstance(message, Mapping):
+        raise InvalidResponseError("the relay's chat answer has no message")
+    return parse_final_message("\n".join(_texts(message)))

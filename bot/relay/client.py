@@ -1,0 +1,201 @@
+"""`RelayClient`: the one object the job engine and the CLI use to talk to a relay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from bot.clock import Clock
+from bot.relay import official, task
+from bot.relay.errors import InvalidResponseError
+from bot.relay.http import RelayHTTP, RetryPolicy
+from bot.relay.models import (
+    Character,
+    Event,
+    RelayFormat,
+    VideoRequest,
+    check_timestamps,
+    format_timestamps,
+)
+from bot.relay.polling import expected_seconds
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+CHARACTERS_PATH = "/sora/v1/characters"
+MODELS_PATH = "/v1/models"
+
+
+class RelayClient:
+    """Renders videos through one relay in one of its three formats.
+
+    `generate()` yields `Submitted` once the relay accepted the job, then `Progress`, then
+    one `Finished`; it raises only `RelayError` subclasses.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr,
+        *,
+        format: RelayFormat = "task",
+        chat_style: Literal["suffix", "prefix"] = "suffix",
+        chat_model: str = "sora_video2",
+        timeout: float = 30.0,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.format: RelayFormat = format
+        self.chat_style: Literal["suffix", "prefix"] = chat_style
+        self.chat_model = chat_model
+        self._http = RelayHTTP(
+            base_url, api_key, timeout=timeout, clock=clock, transport=transport, retry=retry
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> RelayClient:
+        settings.require("relay_base_url", "relay_api_key")
+        assert settings.relay_api_key is not None
+        return cls(
+            settings.relay_base_url,
+            settings.relay_api_key,
+            format=settings.relay_format,
+            chat_style=settings.relay_chat_style,
+            chat_model=settings.relay_chat_model,
+            timeout=settings.relay_timeout,
+            clock=clock,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    @property
+    def clock(self) -> Clock:
+        return self._http.clock
+
+    def __repr__(self) -> str:
+        return f"RelayClient(base_url={self.base_url!r}, format={self.format!r})"
+
+    async def __aenter__(self) -> RelayClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def format_for(self, request: VideoRequest) -> RelayFormat:
+        """The format a job for `request` really uses (a remix is always official);
+        store it with the relay id to `resume()` after a restart."""
+        return "official" if request.remix_of is not None else self.format
+
+    async def generate(
+        self, request: VideoRequest, *, deadline: float | None = None
+    ) -> AsyncIterator[Event]:
+        fmt = self.format_for(request)
+        events: AsyncGenerator[Event, None]
+        if fmt == "task":
+            events = task.generate(self._http, request, deadline=deadline)
+        elif fmt == "official":
+            events = official.generate(self._http, request, deadline=deadline)
+        elif fmt == "chat":
+            from bot.relay import chat  # needs the chat text parser; only the chat format does
+
+            events = chat.generate(
+                self._http,
+                request,
+                style=self.chat_style,
+                chat_model=self.chat_model,
+                deadline=deadline,
+            )
+        else:  # pragma: no cover - RelayFormat is closed
+            raise ValueError(f"unknown relay format {fmt!r}")
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    async def resume(
+        self, relay_id: str, format: RelayFormat, *, deadline: float | None = None
+    ) -> AsyncIterator[Event]:
+        """Poll a job submitted earlier (maybe by another process); no `Submitted` event.
+
+        `deadline` counts from now. A chat stream cannot be resumed (`ValueError`).
+        """
+        if format == "chat":
+            raise ValueError("a chat-format job cannot be resumed; its stream is gone")
+        expected = expected_seconds(None)
+        events: AsyncGenerator[Event, None]
+        if format == "task":
+            events = task.poll(
+                self._http, relay_id, deadline=deadline, expected=expected, immediate=True
+            )
+        elif format == "official":
+            events = official.poll(
+                self._http, relay_id, deadline=deadline, expected=expected, immediate=True
+            )
+        else:  # pragma: no cover
+            raise ValueError(f"unknown relay format {format!r}")
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    async def create_character(
+        self,
+        *,
+        url: str | None = None,
+        from_task: str | None = None,
+        start: float,
+        end: float,
+    ) -> Character:
+        if (url is None) == (from_task is None):
+            raise ValueError("give exactly one of url or from_task")
+        check_timestamps(start, end)
+        body: dict[str, Any] = {"timestamps": format_timestamps(start, end)}
+        if url is not None:
+            body["url"] = url
+        else:
+            body["from_task"] = from_task
+        reply = await self._http.post_json(CHARACTERS_PATH, body)
+        data = task.unwrap(reply.data)
+        char_id, username = data.get("id"), data.get("username")
+        if not isinstance(char_id, str) or not isinstance(username, str) or not username:
+            raise InvalidResponseError("the relay's character answer has no id or username")
+        return Character(
+            id=char_id,
+            username=username.lstrip("@"),
+            permalink=_opt_str(data.get("permalink")),
+            profile_picture_url=_opt_str(data.get("profile_picture_url")),
+        )
+
+    async def list_models(self) -> list[str]:
+        reply = await self._http.get_json(MODELS_PATH)
+        data = reply.data
+        items = data.get("data") if isinstance(data, Mapping) else data
+        if not isinstance(items, list):
+            raise InvalidResponseError("the relay's model list is not a list")
+        names = []
+        for item in items:
+            name = item.get("id") if isinstance(item, Mapping) else item
+            if isinstance(name, str) and name:
+                names.append(name)
+        return names
+
+    async def download(self, url: str, *, max_bytes: int) -> bytes | None:
+        return await self._http.download(url, max_bytes=max_bytes)
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

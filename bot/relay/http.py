@@ -1,0 +1,537 @@
+"""The one HTTP seam to a relay: auth, error mapping, and the retry policy.
+
+Everything that leaves this module is a `RelayError` subclass; httpx exceptions never
+escape. Two kinds of call:
+
+- **reads** (`get_json`): polls and listings, safe to repeat. Retried on 408/409/429/5xx and
+  connection errors with capped exponential backoff and jitter, `Retry-After` honoured up
+  to a cap; every sleep goes through the injected `Clock`.
+- **submits** (`post_json`, `post_form`, `open_stream`): calls that create a paid job.
+  Once a byte may have reached the relay they are never repeated: only a refused
+  connection (`httpx.ConnectError`, `httpx.ConnectTimeout`) is retried. A timeout, a 5xx
+  or a dropped connection after sending may mean the relay accepted the job, so the
+  error is raised and the caller decides (usually: fail the job, refund, tell the user).
+
+The relay key is read from its `SecretStr` in exactly one place (`_auth_header`) and is
+redacted from any text a relay echoes back before it reaches an exception or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource, aconnect_sse
+from pydantic import SecretStr
+
+from bot.clock import Clock, SystemClock
+from bot.relay.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentPolicyError,
+    InsufficientCreditError,
+    InvalidResponseError,
+    ModelUnavailableError,
+    PolicyStage,
+    RateLimitedError,
+    RelayError,
+    TaskNotFoundError,
+    UnavailableError,
+)
+
+log = logging.getLogger("bot.relay")
+
+REDACTED = "[redacted]"
+MAX_DETAIL_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Capped exponential backoff with jitter, for reads only."""
+
+    max_retries: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+    submit_connect_retries: int = 2
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number `attempt` (0-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        backoff = min(self.max_delay, self.base_delay * 2**attempt)
+        return backoff * (0.5 + rng.random() / 2)
+
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A decoded JSON answer and the server's `Retry-After` hint, if any."""
+
+    data: Any
+    retry_after: float | None
+    status: int
+
+
+# --- classifying relay messages -------------------------------------------------------
+
+_POLICY_WORDS = (
+    "违反",
+    "违规",
+    "政策",
+    "审核",
+    "安全",
+    "敏感",
+    "不当",
+    "policy",
+    "policies",
+    "guardrail",
+    "moderation",
+    "moderated",
+    "sensitive",
+    "violat",
+    "inappropriate",
+    "nsfw",
+    "content_filter",
+    "safety",
+    "third-party content",
+    "public figure",
+)
+_IMAGE_WORDS = (
+    "image",
+    "图片",
+    "图像",
+    "照片",
+    "参考图",
+    "input_reference",
+    "real person",
+    "real people",
+    "photorealistic",
+    "真人",
+)
+_OUTPUT_WORDS = ("output", "输出", "generated video", "生成的视频", "similarity")
+_PROMPT_WORDS = ("prompt", "提示词", "提示语", "文本")
+_CREDIT_WORDS = (
+    "额度已用尽",
+    "额度不足",
+    "余额不足",
+    "用户额度",
+    "insufficient_user_quota",
+    "insufficient_quota",
+    "quota",
+    "credit",
+    "balance",
+    "预扣费",
+)
+_AUTH_WORDS = (
+    "无效的令牌",
+    "令牌已过期",
+    "令牌已被禁用",
+    "invalid token",
+    "invalid api key",
+    "invalid_api_key",
+    "incorrect api key",
+    "unauthorized",
+)
+_MODEL_WORDS = ("无可用渠道", "model_not_found", "model not found", "does not exist or you do not")
+_RATE_WORDS = ("您已达到请求数限制", "负载已饱和", "rate limit", "rate_limit", "too many requests")
+
+
+def _has(text: str, words: tuple[str, ...]) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in words)
+
+
+def looks_like_policy(text: str) -> bool:
+    return _has(text, _POLICY_WORDS)
+
+
+def guess_stage(text: str, default: PolicyStage) -> PolicyStage:
+    """Which moderation step refused: the image, the prompt, or the finished video."""
+    if _has(text, _IMAGE_WORDS):
+        return "image"
+    prompt, output = _has(text, _PROMPT_WORDS), _has(text, _OUTPUT_WORDS)
+    if prompt and not output:
+        return "prompt"
+    if output and not prompt:
+        return "output"
+    return default
+
+
+def classify(
+    message: str,
+    *,
+    status: int | None = None,
+    code: str = "",
+    retry_after: float | None = None,
+    policy_stage: PolicyStage = "prompt",
+    request_id: str | None = None,
+) -> RelayError:
+    """One relay failure (status and/or text) as the error class a user can act on."""
+    text = f"{message} {code}".strip()
+    kw: dict[str, Any] = {"status": status, "request_id": request_id}
+    detail = message or code or (f"HTTP {status}" if status else "relay error")
+    if code == "task_not_exist" or "task_not_exist" in message:
+        return TaskNotFoundError(detail, **kw)
+    if _has(text, _AUTH_WORDS) and not _has(text, _CREDIT_WORDS):
+        return AuthenticationError(detail, **kw)
+    if _has(text, _CREDIT_WORDS) or status == 402:
+        return InsufficientCreditError(detail, **kw)
+    if _has(text, _MODEL_WORDS):
+        return ModelUnavailableError(detail, **kw)
+    if _has(text, _RATE_WORDS) or status == 429:
+        return RateLimitedError(detail, retry_after=retry_after, **kw)
+    if looks_like_policy(text):
+        return ContentPolicyError(detail, stage=guess_stage(text, policy_stage), **kw)
+    if status in (401, 403):
+        return AuthenticationError(detail, **kw)
+    if status == 404:
+        return TaskNotFoundError(detail, **kw)
+    if status is not None and (status in RETRY_STATUSES or status >= 500):
+        return UnavailableError(detail, **kw)
+    if status is not None and 400 <= status < 500:
+        return BadRequestError(detail, **kw)
+    return InvalidResponseError(detail, **kw)
+
+
+def error_fields(payload: Any) -> tuple[str, str] | None:
+    """(message, code) from `{"error": {...}}`, `{"error": "..."}` or `{"message", "code"}`."""
+    if not isinstance(payload, Mapping):
+        return None
+    error = payload.get("error")
+    if isinstance(error, Mapping):
+        return str(error.get("message") or ""), str(error.get("code") or error.get("type") or "")
+    if isinstance(error, str) and error:
+        return error, ""
+    if "message" in payload and ("code" in payload or "success" in payload):
+        return str(payload.get("message") or ""), str(payload.get("code") or "")
+    return None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from datetime import UTC, datetime
+
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _is_html(text: str, content_type: str) -> bool:
+    head = text.lstrip()[:200].lower()
+    return "html" in content_type or head.startswith(("<!doctype", "<html", "<head", "<body"))
+
+
+# --- the client ----------------------------------------------------------------------
+
+
+class RelayHTTP:
+    """One `httpx.AsyncClient` for one relay, plus a bare client for CDN downloads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: SecretStr,
+        *,
+        timeout: float = 30.0,
+        clock: Clock | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.clock: Clock = clock or SystemClock()
+        self.retry = retry or RetryPolicy()
+        self._rng = random.Random()
+        self._api_key = api_key
+        self._secret_re = self._secret_pattern(api_key)
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={**self._auth_header(), "User-Agent": "sora-relay-bot/0.1"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+            limits=limits,
+            follow_redirects=False,
+        )
+        # The CDN is not the relay: no auth header ever goes there.
+        self._cdn = httpx.AsyncClient(
+            timeout=httpx.Timeout(max(timeout, 60.0), connect=min(timeout, 10.0)),
+            follow_redirects=True,
+            transport=transport,
+            headers={"User-Agent": "sora-relay-bot/0.1"},
+        )
+
+    def _auth_header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+
+    @staticmethod
+    def _secret_pattern(api_key: SecretStr) -> re.Pattern[str] | None:
+        raw = api_key.get_secret_value()
+        if len(raw) < 4:
+            return None
+        # Relays echo keys whole or masked-in-the-middle; hide the whole key and its body.
+        parts = [re.escape(raw)]
+        if len(raw) >= 12:
+            parts.append(re.escape(raw[3:-3]))
+        return re.compile("|".join(parts))
+
+    def redact(self, text: str) -> str:
+        if self._secret_re is None or not text:
+            return text
+        return self._secret_re.sub(REDACTED, text)
+
+    def __repr__(self) -> str:
+        return f"RelayHTTP(base_url={self.base_url!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._cdn.aclose()
+
+    # --- mapping --------------------------------------------------------------------
+
+    def error_from_response(
+        self, response: httpx.Response, text: str, *, policy_stage: PolicyStage = "prompt"
+    ) -> RelayError:
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        request_id = response.headers.get("x-request-id") or response.headers.get(
+            "x-oneapi-request-id"
+        )
+        content_type = response.headers.get("content-type", "")
+        text = self.redact(text)
+        if _is_html(text, content_type) and status != 401:
+            title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+            what = title.group(1).strip() if title else "an HTML page"
+            return UnavailableError(
+                f"HTTP {status} from a proxy in front of the relay: {what[:120]}",
+                status=status,
+                request_id=request_id,
+            )
+        message, code = "", ""
+        try:
+            fields = error_fields(json.loads(text)) if text.strip() else None
+        except ValueError:
+            fields = None
+        if fields is not None:
+            message, code = fields
+        else:
+            message = text.strip()
+        message = message[:MAX_DETAIL_CHARS]
+        err = classify(
+            message or f"HTTP {status}",
+            status=status,
+            code=code,
+            retry_after=retry_after,
+            policy_stage=policy_stage,
+            request_id=request_id,
+        )
+        return err
+
+    def error_from_payload(
+        self, payload: Any, *, policy_stage: PolicyStage = "prompt"
+    ) -> RelayError | None:
+        """A `{"error": {...}}` object inside a 200 answer or an SSE line, as an error."""
+        fields = error_fields(payload)
+        if fields is None:
+            return None
+        message, code = fields
+        return classify(
+            self.redact(message)[:MAX_DETAIL_CHARS], code=code, policy_stage=policy_stage
+        )
+
+    def error_from_exception(self, exc: Exception, what: str) -> RelayError:
+        detail = self.redact(f"{what}: {type(exc).__name__}: {exc}")[:MAX_DETAIL_CHARS]
+        return UnavailableError(detail)
+
+    def decode(self, response: httpx.Response, text: str) -> Any:
+        content_type = response.headers.get("content-type", "")
+        if _is_html(text, content_type):
+            raise UnavailableError(
+                f"HTTP {response.status_code}: the relay answered an HTML page instead of JSON",
+                status=response.status_code,
+            )
+        try:
+            return json.loads(text)
+        except ValueError:
+            snippet = self.redact(text.strip())[:120]
+            raise InvalidResponseError(
+                f"HTTP {response.status_code}: not JSON: {snippet!r}", status=response.status_code
+            ) from None
+
+    # --- reads ----------------------------------------------------------------------
+
+    async def get_json(
+        self, path: str, *, params: Mapping[str, str] | None = None, not_found_is_task: bool = False
+    ) -> Reply:
+        """GET with the read retry policy."""
+        attempt = 0
+        while True:
+            try:
+                return await self._get_once(path, params, not_found_is_task)
+            except (UnavailableError, RateLimitedError, InvalidResponseError) as err:
+                if attempt >= self.retry.max_retries or not _retryable(err):
+                    raise
+                retry_after = err.retry_after if isinstance(err, RateLimitedError) else None
+                delay = self.retry.delay(attempt, retry_after, self._rng)
+                log.info("relay read %s failed (%s); retry in %.1fs", path, err.code, delay)
+                attempt += 1
+                await self.clock.sleep(delay)
+
+    async def _get_once(
+        self, path: str, params: Mapping[str, str] | None, not_found_is_task: bool
+    ) -> Reply:
+        try:
+            response = await self._client.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise self.error_from_exception(exc, f"GET {path}") from None
+        text = response.text
+        if response.status_code >= 400:
+            err = self.error_from_response(response, text)
+            if response.status_code == 404 and not not_found_is_task:
+                raise BadRequestError(
+                    f"GET {path}: not found on this relay ({err.detail})", status=404
+                )
+            raise err
+        return Reply(
+            self.decode(response, text),
+            parse_retry_after(response.headers.get("retry-after")),
+            response.status_code,
+        )
+
+    # --- submits --------------------------------------------------------------------
+
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> Reply:
+        return await self._submit(path, json=body)
+
+    async def post_form(
+        self, path: str, data: Mapping[str, str], files: Mapping[str, tuple[str, bytes, str]]
+    ) -> Reply:
+        # Always multipart (httpx would send url-encoded without a file): fields as
+        # filename-less parts.
+        parts: list[tuple[str, tuple[str | None, str | bytes, str | None]]] = [
+            (name, (None, value, None)) for name, value in data.items()
+        ]
+        parts += [(name, (fn, content, ctype)) for name, (fn, content, ctype) in files.items()]
+        return await self._submit(path, files=parts)
+
+    async def _submit(self, path: str, **kwargs: Any) -> Reply:
+        idem = {"Idempotency-Key": str(uuid.uuid4())}
+        attempt = 0
+        while True:
+            try:
+                response = await self._client.post(path, headers=idem, **kwargs)
+                break
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # Nothing reached the relay: safe to try again.
+                if attempt >= self.retry.submit_connect_retries:
+                    raise self.error_from_exception(exc, f"POST {path}") from None
+                delay = self.retry.delay(attempt, None, self._rng)
+                log.info("relay unreachable for POST %s; retry in %.1fs", path, delay)
+                attempt += 1
+                await self.clock.sleep(delay)
+            except httpx.HTTPError as exc:
+                # The request may have been accepted: never repeat it.
+                raise self.error_from_exception(exc, f"POST {path} (not retried)") from None
+        text = response.text
+        if response.status_code >= 400:
+            raise self.error_from_response(response, text)
+        data = self.decode(response, text)
+        err = (
+            self.error_from_payload(data) if isinstance(data, Mapping) and "error" in data else None
+        )
+        if err is not None:
+            raise err
+        return Reply(
+            data, parse_retry_after(response.headers.get("retry-after")), response.status_code
+        )
+
+    @asynccontextmanager
+    async def open_stream(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[EventSource]:
+        """POST that answers Server-Sent Events (chat). Same no-repeat rule as other submits.
+
+        The caller checks `source.response` for a JSON (non-streamed) answer.
+        """
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        attempt = 0
+        async with AsyncExitStack() as stack:
+            while True:
+                try:
+                    source = await stack.enter_async_context(
+                        aconnect_sse(self._client, "POST", path, json=body, headers=headers)
+                    )
+                    break
+                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    if attempt >= self.retry.submit_connect_retries:
+                        raise self.error_from_exception(exc, f"POST {path}") from None
+                    attempt += 1
+                    await self.clock.sleep(self.retry.delay(attempt - 1, None, self._rng))
+                except httpx.HTTPError as exc:
+                    raise self.error_from_exception(exc, f"POST {path} (not retried)") from None
+            response = source.response
+            if response.status_code >= 400:
+                try:
+                    text = (await response.aread()).decode("utf-8", "replace")
+                except httpx.HTTPError:
+                    text = ""
+                raise self.error_from_response(response, text)
+            yield source
+
+    # --- CDN ------------------------------------------------------------------------
+
+    async def download(self, url: str, *, max_bytes: int, attempts: int = 4) -> bytes | None:
+        """GET a finished file without the relay's auth header; None if it is too large."""
+        last: str = ""
+        for attempt in range(attempts):
+            if attempt:
+                await self.clock.sleep(self.retry.delay(attempt - 1, None, self._rng))
+            try:
+                async with self._cdn.stream("GET", url) as response:
+                    status = response.status_code
+                    if status >= 500 or status in (408, 429):
+                        last = f"HTTP {status}"
+                        continue
+                    if status >= 400:
+                        raise UnavailableError(
+                            f"the video link answered HTTP {status}", status=status
+                        )
+                    length = response.headers.get("content-length")
+                    if length is not None and length.isdigit() and int(length) > max_bytes:
+                        return None
+                    chunks: list[bytes] = []
+                    total = 0
+                    async for chunk in response.aiter_bytes():
+                        total += len(chunk)
+                        if total > max_bytes:
+                            return None
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}"
+        raise UnavailableError(f"the video link failed {attempts} times (last: {last})")
+
+
+def _retryable(err: RelayError) -> bool:
+    if isinstance(err, RateLimitedError):
+        return True
+    if isinstance(err, InvalidResponseError):
+        return True
+    return err.status is None or err.status in RETRY_STATUSES or err.status >= 500

@@ -1,0 +1,125 @@
+"""Official format: multipart `POST /v1/videos`, poll `GET /v1/videos/{id}`; remixes.
+
+`input_reference`: an uploaded image goes as a file part (first image only, the first
+frame). An image given as a link is sent as a plain form field `input_reference=<url>`
+(relays that re-host the official API accept it; the bot does not download it itself, so
+a slow or hostile image host never ties up the bot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+from bot.relay.errors import InvalidResponseError
+from bot.relay.http import RelayHTTP
+from bot.relay.models import Event, Submitted, VideoRequest, is_pro
+from bot.relay.polling import Snapshot, Status, expected_seconds, poll_events
+from bot.relay.task import _first_url, parse_percent, parse_status, unwrap
+
+SUBMIT_PATH = "/v1/videos"
+
+
+def size_of(request: VideoRequest) -> str:
+    big = request.effective_hd and is_pro(request.model)
+    if request.orientation == "portrait":
+        return "1024x1792" if big else "720x1280"
+    return "1792x1024" if big else "1280x720"
+
+
+def form_of(request: VideoRequest) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
+    data = {
+        "model": request.model,
+        "prompt": request.full_prompt(),
+        "size": size_of(request),
+        "seconds": str(request.duration),
+        "watermark": "true" if request.watermark else "false",
+    }
+    files: dict[str, tuple[str, bytes, str]] = {}
+    if request.images:
+        image = request.images[0]
+        if image.data is not None:
+            files["input_reference"] = (image.filename, image.data, image.content_type)
+        elif image.url is not None:
+            data["input_reference"] = image.url
+    return data, files
+
+
+def parse_video(payload: Any) -> tuple[str, Snapshot]:
+    """A video object (any dialect) as (id, snapshot)."""
+    video = unwrap(payload)
+    video_id = video.get("id") or video.get("task_id")
+    if not isinstance(video_id, str | int) or not str(video_id):
+        raise InvalidResponseError("the relay's video object has no id")
+    status = parse_status(video.get("status"))
+    url = _first_url(video.get("video_url"), video.get("url"), video.get("output"))
+    thumbnail = _first_url(video.get("thumbnail_url"))
+    error = video.get("error")
+    message, code = "", ""
+    if isinstance(error, Mapping):
+        message, code = str(error.get("message") or ""), str(error.get("code") or "")
+    elif isinstance(error, str):
+        message = error
+    if status is Status.FAILED and not message:
+        message = str(video.get("fail_reason") or "")
+    return str(video_id), Snapshot(
+        status, parse_percent(video.get("progress")), url, thumbnail, message, code
+    )
+
+
+async def generate(
+    http: RelayHTTP, request: VideoRequest, *, deadline: float | None
+) -> AsyncGenerator[Event, None]:
+    if request.remix_of is not None:
+        reply = await http.post_json(
+            f"{SUBMIT_PATH}/{request.remix_of}/remix", {"prompt": request.full_prompt()}
+        )
+    else:
+        data, files = form_of(request)
+        reply = await http.post_form(SUBMIT_PATH, data, files)
+    started = http.clock.monotonic()
+    video_id, first = parse_video(reply.data)
+    yield Submitted(video_id)
+    async for event in poll(
+        http,
+        video_id,
+        deadline=deadline,
+        expected=expected_seconds(request),
+        started=started,
+        first=first,
+        hint=reply.retry_after,
+    ):
+        yield event
+
+
+async def poll(
+    http: RelayHTTP,
+    video_id: str,
+    *,
+    deadline: float | None,
+    expected: float,
+    started: float | None = None,
+    first: Snapshot | None = None,
+    hint: float | None = None,
+    immediate: bool = False,
+) -> AsyncGenerator[Event, None]:
+    path = f"{SUBMIT_PATH}/{video_id}"
+
+    async def fetch() -> tuple[Snapshot, float | None]:
+        reply = await http.get_json(path, not_found_is_task=True)
+        return parse_video(reply.data)[1], reply.retry_after
+
+    if immediate:
+        first, hint = await fetch()
+    async for event in poll_events(
+        fetch,
+        clock=http.clock,
+        started=http.clock.monotonic() if started is None else started,
+        deadline=deadline,
+        expected=expected,
+        relay_id=video_id,
+        fmt="official",
+        first=first,
+        hint=hint,
+    ):
+        yield event

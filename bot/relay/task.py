@@ -1,0 +1,224 @@
+"""Task format: `POST /v2/videos/generations`, then poll `GET /v2/videos/generations/{id}`.
+
+`parse_task` reads every polling dialect of relay-api.md §7 (statuses in either case,
+progress as "35%", 35 or 0.35, the link in any of the seen places, the `{"code", "data"}`
+wrapper) into one `Snapshot`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any
+
+from bot.relay.errors import InvalidResponseError, TaskNotFoundError
+from bot.relay.http import RelayHTTP, classify
+from bot.relay.models import Event, Submitted, VideoRequest
+from bot.relay.polling import Snapshot, Status, expected_seconds, poll_events
+
+SUBMIT_PATH = "/v2/videos/generations"
+
+_STATUSES: dict[str, Status] = {
+    "not_start": Status.QUEUED,
+    "submitted": Status.QUEUED,
+    "queued": Status.QUEUED,
+    "queuing": Status.QUEUED,
+    "pending": Status.QUEUED,
+    "unknown": Status.QUEUED,
+    "created": Status.QUEUED,
+    "waiting": Status.QUEUED,
+    "": Status.QUEUED,
+    "in_progress": Status.RUNNING,
+    "processing": Status.RUNNING,
+    "running": Status.RUNNING,
+    "generating": Status.RUNNING,
+    "success": Status.SUCCEEDED,
+    "succeeded": Status.SUCCEEDED,
+    "completed": Status.SUCCEEDED,
+    "complete": Status.SUCCEEDED,
+    "finished": Status.SUCCEEDED,
+    "failure": Status.FAILED,
+    "failed": Status.FAILED,
+    "fail": Status.FAILED,
+    "error": Status.FAILED,
+    "cancelled": Status.CANCELLED,
+    "canceled": Status.CANCELLED,
+}
+
+
+def parse_status(value: Any) -> Status:
+    key = str(value if value is not None else "").strip().lower().replace("-", "_")
+    try:
+        return _STATUSES[key]
+    except KeyError:
+        raise InvalidResponseError(f"unknown task status {value!r}") from None
+
+
+def parse_percent(value: Any) -> float | None:
+    """ "35%", 35, 35.0, 0.35 and "0.35" all mean 35 %; None when absent or unreadable."""
+    if value is None or isinstance(value, bool):
+        return None
+    fraction_allowed = isinstance(value, float)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text.endswith("%"):
+            text = text[:-1].strip()
+        elif "." in text:
+            fraction_allowed = True
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        return None
+    if fraction_allowed and 0 < number <= 1.0:
+        number *= 100
+    return max(0.0, min(100.0, round(number, 1)))
+
+
+_URL = re.compile(r"https?://\S+", re.I)
+
+
+def _first_url(*candidates: Any) -> str | None:
+    for value in candidates:
+        if isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, Mapping):
+            value = value.get("url") or value.get("video_url")
+        if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://")):
+            return value.strip()
+    return None
+
+
+def unwrap(payload: Any) -> Mapping[str, Any]:
+    """Strip the `{"code": "success", "data": {...}}` wrapper; raise on `task_not_exist`."""
+    if not isinstance(payload, Mapping):
+        raise InvalidResponseError(f"expected a JSON object, got {type(payload).__name__}")
+    if "code" in payload and "status" not in payload and "task_id" not in payload:
+        code = str(payload.get("code") or "")
+        message = str(payload.get("message") or payload.get("msg") or "")
+        data = payload.get("data")
+        if code in ("success", "0", "200") and isinstance(data, Mapping):
+            return data
+        if code == "task_not_exist" or "task_not_exist" in message:
+            raise TaskNotFoundError(message or code)
+        if isinstance(data, Mapping) and code in ("", "ok"):
+            return data
+        raise classify(message or code, code=code)
+    if "error" in payload and "status" not in payload:
+        error = payload["error"]
+        if isinstance(error, Mapping):
+            raise classify(str(error.get("message") or ""), code=str(error.get("code") or ""))
+    return payload
+
+
+def parse_task(payload: Any) -> Snapshot:
+    task = unwrap(payload)
+    status = parse_status(task.get("status"))
+    data = task.get("data")
+    data = data if isinstance(data, Mapping) else {}
+    metadata = task.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    fail_reason = str(task.get("fail_reason") or task.get("error") or "")
+    url = _first_url(
+        data.get("output"),
+        data.get("outputs"),
+        data.get("video_url"),
+        data.get("url"),
+        task.get("result_url"),
+        task.get("video_url"),
+        task.get("url"),
+        metadata.get("url"),
+    )
+    if url is None and status is Status.SUCCEEDED:
+        url = _first_url(fail_reason)  # old relays put the link there
+    thumbnail = _first_url(
+        data.get("thumbnail"), data.get("thumbnail_url"), task.get("thumbnail_url")
+    )
+    percent = parse_percent(task.get("progress"))
+    error = "" if status is Status.SUCCEEDED else fail_reason
+    return Snapshot(status, percent, url, thumbnail, error)
+
+
+def submit_body(request: VideoRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "prompt": request.full_prompt(),
+        "model": request.model,
+        "aspect_ratio": "9:16" if request.orientation == "portrait" else "16:9",
+        "hd": request.effective_hd,
+        "duration": str(request.duration),
+        "watermark": request.watermark,
+        "private": request.private,
+    }
+    if request.images:
+        body["images"] = [
+            image.url if image.url is not None else image.as_base64() for image in request.images
+        ]
+    if request.cameo is not None:
+        body["character_url"] = request.cameo.url
+        body["character_timestamps"] = request.cameo.timestamps
+    return body
+
+
+def _task_id(payload: Any) -> str:
+    data = unwrap(payload)
+    task_id = data.get("task_id") or data.get("id")
+    if not isinstance(task_id, str | int) or not str(task_id):
+        raise InvalidResponseError("the relay accepted the task but sent no task_id")
+    return str(task_id)
+
+
+async def generate(
+    http: RelayHTTP, request: VideoRequest, *, deadline: float | None
+) -> AsyncGenerator[Event, None]:
+    reply = await http.post_json(SUBMIT_PATH, submit_body(request))
+    started = http.clock.monotonic()
+    task_id = _task_id(reply.data)
+    yield Submitted(task_id)
+    async for event in poll(
+        http,
+        task_id,
+        deadline=deadline,
+        expected=expected_seconds(request),
+        started=started,
+        hint=reply.retry_after,
+    ):
+        yield event
+
+
+async def poll(
+    http: RelayHTTP,
+    task_id: str,
+    *,
+    deadline: float | None,
+    expected: float,
+    started: float | None = None,
+    hint: float | None = None,
+    immediate: bool = False,
+) -> AsyncGenerator[Event, None]:
+    path = f"{SUBMIT_PATH}/{task_id}"
+
+    async def fetch() -> tuple[Snapshot, float | None]:
+        reply = await http.get_json(path, not_found_is_task=True)
+        return parse_task(reply.data), reply.retry_after
+
+    first: Snapshot | None = None
+    if immediate:
+        first, hint = await fetch()
+
+    async for event in poll_events(
+        fetch,
+        clock=http.clock,
+        started=http.clock.monotonic() if started is None else started,
+        deadline=deadline,
+        expected=expected,
+        relay_id=task_id,
+        fmt="task",
+        first=first,
+        hint=hint,
+    ):
+        yield event

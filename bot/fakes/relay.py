@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from bot.clock import Clock
+
 Outcome = Literal["success", "policy", "failed", "never"]
 
 POLL_DIALECTS: tuple[str, ...] = (
@@ -71,6 +73,7 @@ class Behaviour:
     """How the fake renders. Change `relay.behaviour` fields, or `relay.script(...)`."""
 
     render_polls: int = 4  # the poll that ends the job (1 = the first poll)
+    render_seconds: float | None = None  # instead: ends this long after submit, on `clock`
     progress: Sequence[float] | None = None  # explicit percent per poll before the end
     outcome: Outcome = "success"
     fail_at_percent: float = 95.0
@@ -141,12 +144,21 @@ class Job:
     behaviour: Behaviour
     polls: int = 0
     created: int = 1760679942
+    started: float = 0.0  # clock.monotonic() at submit, for render_seconds
     remixed_from: str | None = None
 
 
 class FakeRelay:
-    def __init__(self, api_key: str = "sk-test", *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        api_key: str = "sk-test",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock | None = None,
+    ) -> None:
         self.api_key = api_key
+        self.clock = clock  # render time for `Behaviour.render_seconds` (share the client's)
         self.behaviour = Behaviour()
         self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, Job] = {}
@@ -220,10 +232,12 @@ class FakeRelay:
         safe = job_id.replace(":", "_")
         return f"{self.url}/files/{safe}.mp4"
 
-    def finish(self, job_id: str) -> None:
-        """Make the job end on its next poll."""
+    def finish(self, job_id: str, outcome: Outcome = "success") -> None:
+        """Make the job end with `outcome` on its next poll (e.g. one stuck by "never")."""
         job = self.jobs[job_id]
-        job.behaviour = replace(job.behaviour, render_polls=job.polls + 1, progress=[])
+        job.behaviour = replace(
+            job.behaviour, render_polls=job.polls + 1, progress=[], outcome=outcome
+        )
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -354,21 +368,30 @@ class FakeRelay:
         else:
             job_id = f"{n:04d}{secrets.token_hex(4)}-fake-task"
         job = Job(job_id, kind, prompt, body, self._behaviour_for(prompt))
+        if self.clock is not None:
+            job.started = self.clock.monotonic()
         self.jobs[job_id] = job
         return job
 
     # --- job state --------------------------------------------------------------------
 
-    @staticmethod
-    def _state(job: Job) -> tuple[str, float, str]:
+    def _state(self, job: Job) -> tuple[str, float, str]:
         """(status word in upper dialect, percent, fail reason) after this poll."""
         b = job.behaviour
-        percents = b.percents()
-        n = job.polls
-        end = len(percents) + 1 if b.progress is not None else max(b.render_polls, 1)
-        if n < end:
-            percent = percents[n - 1] if 0 < n <= len(percents) else 0.0
-            return ("NOT_START" if n <= 1 and percent == 0 else "IN_PROGRESS"), percent, ""
+        if b.render_seconds is not None and self.clock is not None:
+            elapsed = self.clock.monotonic() - job.started
+            if elapsed < b.render_seconds:
+                share = elapsed / b.render_seconds
+                if share < 0.1:
+                    return "NOT_START", 0.0, ""
+                return "IN_PROGRESS", round(min(99.0, share * 100), 1), ""
+        else:
+            percents = b.percents()
+            n = job.polls
+            end = len(percents) + 1 if b.progress is not None else max(b.render_polls, 1)
+            if n < end:
+                percent = percents[n - 1] if 0 < n <= len(percents) else 0.0
+                return ("NOT_START" if n <= 1 and percent == 0 else "IN_PROGRESS"), percent, ""
         match b.outcome:
             case "success":
                 return "SUCCESS", 100.0, ""

@@ -107,6 +107,11 @@ _POLICY_WORDS = (
     "safety",
     "third-party content",
     "public figure",
+    "real person",
+    "real people",
+    "realistic person",
+    "真人",
+    "人脸",
 )
 _IMAGE_WORDS = (
     "image",

@@ -640,8 +640,10 @@ class FakeRelay:
             return self._error(400, "model and messages are required", "invalid_request")
         job = self._new_job("chat", prompt, body)
         b = job.behaviour
-        if fault is not None and fault.status is not None:
-            return await self._apply_fault(request, fault) or web.Response(status=500)
+        if fault is not None and fault.cut_after is None:
+            early = await self._apply_fault(request, fault)
+            if early is not None:
+                return early
         percents = [p for p in b.percents() if p > 0] or [50.0]
         failure: str | None = None
         if b.outcome in ("policy", "failed"):

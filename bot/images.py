@@ -20,8 +20,8 @@ MAX_PIXELS = 40_000_000
 class AttachmentError(InvalidRequest):
     """An attachment can't be used as a reference image; `name` is the file's name."""
 
-    def __init__(self, code: str, message: str, name: str) -> None:
-        super().__init__(code, message)
+    def __init__(self, code: str, message: str, name: str, **params: object) -> None:
+        super().__init__(code, message, name=name, **params)
         self.name = name
 
 
@@ -37,6 +37,7 @@ def check_declared(name: str, content_type: str | None, size: int, max_bytes: in
             f"{name} is {size / 1_048_576:.1f} MB; images must be under "
             f"{max_bytes / 1_048_576:.0f} MB.",
             name,
+            limit_mb=round(max_bytes / 1_048_576),
         )
 
 

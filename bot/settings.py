@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     discord_api_base: str = ""
     discord_gateway_url: str = ""
     interaction_token_ttl: float = Field(default=14 * 60, gt=0)
+    progress_edit_interval: float = Field(default=5.0, ge=0)
 
     # Relay
     relay_base_url: str = ""

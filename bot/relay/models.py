@@ -29,10 +29,11 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 class InvalidRequest(ValueError):
     """The request breaks a relay rule. `message` is the sentence shown to the user."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, **params: object) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.params = params
 
 
 def is_pro(model: str) -> bool:
@@ -41,9 +42,13 @@ def is_pro(model: str) -> bool:
 
 
 class ImageInput(BaseModel):
-    """A reference image: raw bytes with their content type, or a URL the relay can fetch."""
+    """A reference image: raw bytes with their content type, or a URL the relay can fetch.
 
-    model_config = ConfigDict(frozen=True)
+    Bytes are base64 in JSON: pydantic's default (UTF-8) cannot serialise binary images,
+    and jobs are stored as `model_dump_json()`.
+    """
+
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
 
     url: str | None = None
     data: bytes | None = Field(default=None, repr=False)
@@ -145,10 +150,12 @@ class VideoRequest(BaseModel):
         if not self.prompt and not self.storyboard:
             raise InvalidRequest("prompt_empty", "Describe the video you want in the prompt.")
         if len(self.full_prompt()) > MAX_PROMPT_CHARS:
+            chars = len(self.full_prompt())
             raise InvalidRequest(
                 "prompt_too_long",
-                f"Your prompt is {len(self.full_prompt()):,} characters; "
-                f"keep it under {MAX_PROMPT_CHARS:,}.",
+                f"Your prompt is {chars:,} characters; keep it under {MAX_PROMPT_CHARS:,}.",
+                chars=chars,
+                max=MAX_PROMPT_CHARS,
             )
         if self.hd and not is_pro(self.model):
             raise InvalidRequest(
@@ -161,7 +168,7 @@ class VideoRequest(BaseModel):
             )
         if len(self.images) > MAX_IMAGES:
             raise InvalidRequest(
-                "too_many_images", f"Attach at most {MAX_IMAGES} reference images."
+                "too_many_images", f"Attach at most {MAX_IMAGES} reference images.", max=MAX_IMAGES
             )
         if self.storyboard:
             total = sum(shot.duration for shot in self.storyboard)
@@ -170,6 +177,8 @@ class VideoRequest(BaseModel):
                     "storyboard_total",
                     f"The shots add up to {total:g} s but the video is {self.duration} s; "
                     "make them match.",
+                    total=f"{total:g}",
+                    duration=self.duration,
                 )
         if self.remix_of is not None and (self.images or self.storyboard):
             raise InvalidRequest(

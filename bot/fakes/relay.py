@@ -348,7 +348,7 @@ class FakeRelay:
         if not self._authorised(request):
             return recorded, None, self._error(401, "无效的令牌 (request id: fake-401)")
         fault = self._take_fault(endpoint)
-        if fault is not None and not fault.after_accept:
+        if fault is not None and not fault.after_accept and fault.cut_after is None:
             early = await self._apply_fault(request, fault)
             if early is not None:
                 return recorded, None, early
@@ -661,7 +661,7 @@ class FakeRelay:
             deltas = _before_link(deltas)
         created = 0 if dialect.endswith("zero") else job.created
         if b.chat_json:
-            text = "".join(str(d.get("content") or "") for d in deltas)
+            text = _final_text(dialect, deltas, self.video_url(job.id), failure)
             answer = {
                 "id": f"chatcmpl-{job.id}",
                 "object": "chat.completion",
@@ -772,6 +772,20 @@ def _before_link(deltas: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if "http" in seen:
             return deltas[:n]
     return deltas
+
+
+def _final_text(
+    dialect: str, deltas: list[dict[str, Any]], video_url: str, failure: str | None
+) -> str:
+    """The message content of a non-streamed answer in this dialect."""
+    if dialect != "minimal":
+        try:
+            from bot.fakes.relay_chat import final_message
+        except ImportError:
+            pass
+        else:
+            return final_message(dialect, video_url=video_url, failure=failure)
+    return "".join(str(d.get("content") or "") for d in deltas)
 
 
 def _chat_dialects() -> tuple[str, ...]:

@@ -174,7 +174,7 @@ async def generate(
         where = f" ({cut})" if cut else ""
         raise StreamInterruptedError(
             f"the chat stream ended before a video link{where}; last progress "
-            f"{last_percent if last_percent is not None else 'unknown'}%"
+            f"{'unknown' if last_percent is None else f'{last_percent:g}%'}"
         )
 
 

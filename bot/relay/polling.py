@@ -165,7 +165,7 @@ async def poll_events(
             if remaining <= 0:
                 raise TimedOutError(
                     f"{relay_id} was still unfinished after {elapsed:.0f} s "
-                    f"(last progress {last_percent if last_percent is not None else 'unknown'}%)"
+                    f"(last progress {'unknown' if last_percent is None else f'{last_percent:g}%'})"
                 )
             wait = min(wait, remaining)
         await clock.sleep(wait)

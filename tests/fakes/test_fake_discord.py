@@ -43,7 +43,7 @@ class Describe(discord.ui.Modal, title="Describe the video"):
 class Probe(commands.Cog):
     """Tiny commands that exercise each Discord behaviour the fake must get right."""
 
-    def __init__(self, bot: commands.Bot) -> None:
+    def __init__(self, bot: commands.AutoShardedBot) -> None:
         self.bot = bot
         self.gate = asyncio.Event()
         self.seen: dict[str, Any] = {}
@@ -139,7 +139,7 @@ class Probe(commands.Cog):
             await interaction.followup.send(f"cannot post: {exc.code}")
 
 
-async def add_probe(bot: commands.Bot) -> None:
+async def add_probe(bot: commands.AutoShardedBot) -> None:
     await bot.add_cog(Probe(bot))
     await bot.tree.sync()
 
@@ -149,7 +149,8 @@ async def bot(bot_factory: Any) -> FakeFriendlyBot:
     return await bot_factory(setup=add_probe)
 
 
-def probe(bot: commands.Bot) -> Probe:
+def probe(bot: discord.Client) -> Probe:
+    assert isinstance(bot, commands.AutoShardedBot)
     cog = bot.get_cog("Probe")
     assert isinstance(cog, Probe)
     return cog
@@ -466,3 +467,41 @@ async def test_json_content_type_is_exact(fake_discord: FakeDiscord) -> None:
         assert resp.headers["Content-Type"] == "application/json"
         assert resp.headers["X-RateLimit-Bucket"]
         assert (await resp.json())["url"] == fake_discord.gateway_url
+
+
+async def test_subcommand_group_and_member_permissions(
+    fake_discord: FakeDiscord, bot_factory: Any
+) -> None:
+    seen: dict[str, Any] = {}
+    video = app_commands.Group(name="video", description="videos")
+    styles = app_commands.Group(name="style", description="styles", parent=video)
+
+    @styles.command(name="set", description="set a style")
+    async def set_style(interaction: discord.Interaction, name: str, strength: float) -> None:
+        seen.update(name=name, strength=strength, admin=interaction.permissions.administrator)
+        seen["guild_locale"] = str(interaction.guild_locale)
+        await interaction.response.send_message("ok", ephemeral=True)
+
+    async def setup(bot: commands.AutoShardedBot) -> None:
+        bot.tree.add_command(video)
+        await bot.tree.sync()
+
+    await bot_factory(setup=setup)
+    inter = await fake_discord.run_slash(
+        "video",
+        {"name": "noir", "strength": 2},
+        subcommand="style set",
+        member_permissions=perms("administrator"),
+    )
+    await inter.wait_until(lambda i: i.original is not None)
+    assert seen == {"name": "noir", "strength": 2.0, "admin": True, "guild_locale": "en-US"}
+    (group,) = inter.payload["data"]["options"]
+    assert group["type"] == 2 and group["options"][0]["type"] == 1
+
+
+async def test_point_discord_py_here_restores(fake_discord: FakeDiscord) -> None:
+    before = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    with fake_discord.point_discord_py_here():
+        assert discord.http.Route.BASE == f"{fake_discord.url}/api/v10"
+        assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == fake_discord.gateway_url
+    assert (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == before

@@ -1227,9 +1227,10 @@ class FakeDiscord:
         cmd = self.find_command(name, guild.id)
         specs: list[dict[str, Any]] = list(cmd.get("options") or []) if cmd else []
         path: list[tuple[str, int]] = []
-        for part in (subcommand or "").split():
+        parts = (subcommand or "").split()
+        for depth, part in enumerate(parts):
             spec = next((o for o in specs if o["name"] == part), None)
-            kind = spec["type"] if spec else (2 if part != subcommand.split()[-1] else 1)
+            kind = spec["type"] if spec else (1 if depth == len(parts) - 1 else 2)
             path.append((part, kind))
             specs = list(spec.get("options") or []) if spec else []
         by_name = {o["name"]: o for o in specs}

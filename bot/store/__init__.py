@@ -1,1 +1,54 @@
-"""SQLite storage: jobs, quotas and their ledger, guild settings, character aliases."""
+"""SQLite storage: jobs, quotas and their ledger, guild settings, character aliases.
+
+Only this package speaks SQL. It imports nothing from the bot but the relay's request
+model and the clock.
+"""
+
+from bot.store._util import UNSET, Unset
+from bot.store.characters import (
+    ALIAS_RE,
+    AliasError,
+    CharacterAlias,
+    CharacterRepo,
+    UnknownAliasError,
+)
+from bot.store.database import Database, MigrationError, SchemaTooNewError
+from bot.store.guilds import GuildRepo, GuildSettings
+from bot.store.jobs import ACTIVE_STATUSES, FINAL_STATUSES, Job, JobRepo, JobStatus, NewJob
+from bot.store.quotas import (
+    UNLIMITED,
+    GuildLimits,
+    LedgerEntry,
+    QuotaExceededError,
+    QuotaRepo,
+    QuotaStatus,
+    RoleRule,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "ALIAS_RE",
+    "FINAL_STATUSES",
+    "UNLIMITED",
+    "UNSET",
+    "AliasError",
+    "CharacterAlias",
+    "CharacterRepo",
+    "Database",
+    "GuildLimits",
+    "GuildRepo",
+    "GuildSettings",
+    "Job",
+    "JobRepo",
+    "JobStatus",
+    "LedgerEntry",
+    "MigrationError",
+    "NewJob",
+    "QuotaExceededError",
+    "QuotaRepo",
+    "QuotaStatus",
+    "RoleRule",
+    "SchemaTooNewError",
+    "UnknownAliasError",
+    "Unset",
+]

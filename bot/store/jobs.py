@@ -1,0 +1,289 @@
+"""Video jobs: one row per request, from `queued` to a final status.
+
+A job's quota is reserved in the same `BEGIN IMMEDIATE` transaction that inserts it, and
+settled (committed or refunded) in the same transaction that makes it final, so a job
+is charged or refunded exactly once however many code paths race to finish it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Final, Literal, get_args
+
+import aiosqlite
+
+from bot.relay.models import RelayFormat, VideoRequest
+from bot.store._util import UNSET, Unset, day_key, from_db, from_db_opt, month_key, to_db
+from bot.store.quotas import QuotaRepo, _insert_ledger
+
+if TYPE_CHECKING:
+    from bot.store.database import Database
+
+JobStatus = Literal[
+    "queued", "submitting", "running", "succeeded", "failed", "cancelled", "timed_out",
+    "interrupted",
+]  # fmt: skip
+
+ALL_STATUSES: Final[frozenset[JobStatus]] = frozenset(get_args(JobStatus))
+ACTIVE_STATUSES: Final[frozenset[JobStatus]] = frozenset({"queued", "submitting", "running"})
+FINAL_STATUSES: Final[frozenset[JobStatus]] = ALL_STATUSES - ACTIVE_STATUSES
+"""`interrupted` is final: the render was lost (e.g. a chat stream cut by a restart)."""
+
+_ACTIVE_SQL = "('queued', 'submitting', 'running')"  # must match ACTIVE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    guild_id: int | None
+    channel_id: int | None
+    user_id: int
+    message_id: int | None
+    interaction_token: str | None = field(repr=False)
+    locale: str
+    request: VideoRequest = field(repr=False)
+    format: RelayFormat
+    relay_name: str
+    relay_id: str | None
+    status: JobStatus
+    progress: float | None
+    phase: str | None
+    result_url: str | None
+    error_code: str | None
+    error_message: str | None
+    cost: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    parent_job_id: int | None
+    delivered_at: datetime | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    guild_id: int | None
+    channel_id: int | None
+    user_id: int
+    request: VideoRequest = field(repr=False)
+    format: RelayFormat
+    relay_name: str = "default"
+    interaction_token: str | None = field(default=None, repr=False)
+    locale: str = "en-US"
+    parent_job_id: int | None = None
+
+
+class JobRepo:
+    def __init__(self, db: Database, quotas: QuotaRepo) -> None:
+        self._db = db
+        self._quotas = quotas
+
+    async def create(
+        self, new: NewJob, *, cost: int, roles: Sequence[int] = (), is_admin: bool = False
+    ) -> Job:
+        """Check quotas, reserve `cost` units and insert a `queued` job, all or nothing.
+
+        Raises `QuotaExceededError` (nothing is written then).
+        """
+        if cost < 0:
+            raise ValueError("cost must be >= 0")
+        now = self._db.clock.now()
+        stamp = to_db(now)
+        async with self._db.transaction() as conn:
+            await self._quotas._check(conn, new.guild_id, new.user_id, cost, roles, is_admin, now)
+            async with conn.execute(
+                "INSERT INTO jobs (guild_id, channel_id, user_id, interaction_token, locale,"
+                " request_json, format, relay_name, status, cost, created_at, updated_at,"
+                " parent_job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (
+                    new.guild_id, new.channel_id, new.user_id, new.interaction_token,
+                    new.locale, new.request.model_dump_json(), new.format, new.relay_name,
+                    cost, stamp, stamp, new.parent_job_id,
+                ),
+            ) as cursor:  # fmt: skip
+                job_id = cursor.lastrowid
+            assert job_id is not None
+            await _insert_ledger(
+                conn, guild_id=new.guild_id, user_id=new.user_id, job_id=job_id, ref_id=None,
+                kind="reserve", units=cost, day=day_key(now), month=month_key(now),
+                actor=None, now=now,
+            )  # fmt: skip
+            job = await _get(conn, job_id)
+        assert job is not None
+        return job
+
+    async def get(self, job_id: int) -> Job | None:
+        row = await self._db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return None if row is None else _job(row)
+
+    async def mark_submitting(self, job_id: int) -> bool:
+        """False if the job is already final (e.g. cancelled meanwhile)."""
+        return await self._update_active(job_id, "status = 'submitting'", ())
+
+    async def mark_running(self, job_id: int, relay_id: str | None) -> bool:
+        """Record the relay's id (kept if None is passed) and when rendering started."""
+        return await self._update_active(
+            job_id,
+            "status = 'running', relay_id = COALESCE(?, relay_id),"
+            " started_at = COALESCE(started_at, ?)",
+            (relay_id, to_db(self._db.clock.now())),
+        )
+
+    async def set_progress(self, job_id: int, percent: float | None, phase: str | None) -> bool:
+        return await self._update_active(job_id, "progress = ?, phase = ?", (percent, phase))
+
+    async def set_message(
+        self,
+        job_id: int,
+        *,
+        channel_id: int | None = None,
+        message_id: int | None,
+        interaction_token: str | Unset | None = UNSET,
+    ) -> None:
+        """Where the job's progress message lives. Works on final jobs too.
+
+        `channel_id` None keeps the stored channel; `interaction_token` left out keeps
+        the stored token and None clears it (tokens expire after 15 minutes).
+        """
+        sets = "channel_id = COALESCE(?, channel_id), message_id = ?, updated_at = ?"
+        params: list[object] = [channel_id, message_id, to_db(self._db.clock.now())]
+        if not isinstance(interaction_token, Unset):
+            sets += ", interaction_token = ?"
+            params.append(interaction_token)
+        await self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*params, job_id))
+
+    async def finish(
+        self,
+        job_id: int,
+        status: JobStatus,
+        *,
+        result_url: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        refund: bool = False,
+    ) -> bool:
+        """Make the job final and settle its reservation: `commit`, or `refund` if asked.
+
+        Idempotent: returns False and changes nothing if the job is already final.
+        """
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"{status!r} is not a final status")
+        now = self._db.clock.now()
+        stamp = to_db(now)
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "UPDATE jobs SET status = ?, result_url = ?, error_code = ?, error_message = ?,"
+                f" finished_at = ?, updated_at = ? WHERE id = ? AND status IN {_ACTIVE_SQL}",
+                (status, result_url, error_code, error_message, stamp, stamp, job_id),
+            ) as cursor:
+                if cursor.rowcount == 0:
+                    return False
+            async with conn.execute(
+                "SELECT id, guild_id, user_id, units, day, month FROM quota_ledger"
+                " WHERE job_id = ? AND kind = 'reserve'",
+                (job_id,),
+            ) as cursor:
+                reserve = await cursor.fetchone()
+            if reserve is not None:
+                await _insert_ledger(
+                    conn, guild_id=reserve["guild_id"], user_id=reserve["user_id"],
+                    job_id=job_id, ref_id=reserve["id"], kind="refund" if refund else "commit",
+                    units=reserve["units"], day=reserve["day"], month=reserve["month"],
+                    actor=None, now=now,
+                )  # fmt: skip
+        return True
+
+    async def unfinished(self) -> list[Job]:
+        """Every job not yet final, oldest first: what a restart must resume or settle."""
+        return await self._many(f"SELECT * FROM jobs WHERE status IN {_ACTIVE_SQL} ORDER BY id")
+
+    async def undelivered(self) -> list[Job]:
+        """Final jobs whose result no Discord message shows yet, oldest first."""
+        return await self._many(
+            "SELECT * FROM jobs WHERE delivered_at IS NULL"
+            f" AND status NOT IN {_ACTIVE_SQL} ORDER BY id"
+        )
+
+    async def mark_delivered(self, job_id: int) -> bool:
+        """Record that the final result was shown; False if the job is not final."""
+        return (
+            await self._db.execute(
+                "UPDATE jobs SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL"
+                f" AND status NOT IN {_ACTIVE_SQL}",
+                (to_db(self._db.clock.now()), job_id),
+            )
+            > 0
+        )
+
+    async def recent_for_user(
+        self, guild_id: int | None, user_id: int, limit: int = 10
+    ) -> list[Job]:
+        """Newest first, in this guild only (`guild_id` None: the user's DM jobs)."""
+        return await self._many(
+            "SELECT * FROM jobs WHERE guild_id IS ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+
+    async def recent_for_guild(self, guild_id: int, limit: int = 20) -> list[Job]:
+        """Newest first."""
+        return await self._many(
+            "SELECT * FROM jobs WHERE guild_id = ? ORDER BY id DESC LIMIT ?", (guild_id, limit)
+        )
+
+    async def active_for_guild(self, guild_id: int) -> list[Job]:
+        """Jobs not yet final in this guild, oldest first."""
+        return await self._many(
+            f"SELECT * FROM jobs WHERE guild_id = ? AND status IN {_ACTIVE_SQL} ORDER BY id",
+            (guild_id,),
+        )
+
+    async def _many(self, sql: str, params: tuple[object, ...] = ()) -> list[Job]:
+        return [_job(row) for row in await self._db.fetchall(sql, params)]
+
+    async def _update_active(self, job_id: int, sets: str, params: tuple[object, ...]) -> bool:
+        changed = await self._db.execute(
+            f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ? AND status IN {_ACTIVE_SQL}",
+            (*params, to_db(self._db.clock.now()), job_id),
+        )
+        return changed > 0
+
+
+async def _get(conn: aiosqlite.Connection, job_id: int) -> Job | None:
+    async with conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else _job(row)
+
+
+def _job(row: aiosqlite.Row) -> Job:
+    return Job(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        user_id=row["user_id"],
+        message_id=row["message_id"],
+        interaction_token=row["interaction_token"],
+        locale=row["locale"],
+        request=VideoRequest.model_validate_json(row["request_json"]),
+        format=row["format"],
+        relay_name=row["relay_name"],
+        relay_id=row["relay_id"],
+        status=row["status"],
+        progress=row["progress"],
+        phase=row["phase"],
+        result_url=row["result_url"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        cost=row["cost"],
+        created_at=from_db(row["created_at"]),
+        updated_at=from_db(row["updated_at"]),
+        started_at=from_db_opt(row["started_at"]),
+        finished_at=from_db_opt(row["finished_at"]),
+        parent_job_id=row["parent_job_id"],
+        delivered_at=from_db_opt(row["delivered_at"]),
+    )

@@ -1,0 +1,461 @@
+"""Quotas in cost units, derived from an append-only ledger.
+
+Two limits apply to a job: the guild's per calendar month (UTC) and the user's per day
+(UTC, counted per guild; direct messages are their own scope where only the daily limit
+applies). Usage is never a mutable counter: it is the sum of `reserve` rows minus
+`refund` rows in the period the job was created in, counted from the scope's last
+`reset` row, so every balance can be explained line by line. `commit` rows change
+nothing; they mark a reservation as final. `grant` rows raise the limit for the period.
+Periods roll over with the injected clock; there is no cron.
+
+Limits: a guild override of NULL uses the bot's default, 0 allows nothing and
+`UNLIMITED` (-1) removes the limit. Role rules scale the user daily limit (the largest
+multiplier among the member's roles wins) or exempt the member from it; exempt members
+still count toward the guild's monthly limit. Admins are not exempt unless the guild
+turns on `admins_exempt`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Final, Literal
+
+import aiosqlite
+
+from bot.store._util import UNSET, Unset, day_key, from_db, month_key, next_day, next_month, to_db
+
+if TYPE_CHECKING:
+    from bot.store.database import Database
+
+QuotaScope = Literal["guild", "user"]
+LedgerKind = Literal["reserve", "commit", "refund", "grant", "reset"]
+
+UNLIMITED: Final = -1
+"""Pass to `set_limits` to lift a guild's limit entirely."""
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _units(n: int) -> str:
+    return f"{n} unit" if n == 1 else f"{n} units"
+
+
+class QuotaExceededError(Exception):
+    """A job would go over a limit. `str()` is the sentence shown to the user."""
+
+    def __init__(
+        self, scope: QuotaScope, *, limit: int, used: int, cost: int, resets_at: datetime
+    ) -> None:
+        self.scope: QuotaScope = scope
+        self.limit = limit
+        self.used = used
+        self.cost = cost
+        self.resets_at = resets_at
+        super().__init__(self._sentence())
+
+    @property
+    def code(self) -> str:
+        return f"quota_{self.scope}"
+
+    def _sentence(self) -> str:
+        if self.scope == "guild":
+            if self.limit == 0:
+                return "Video generation is turned off on this server (its monthly quota is 0)."
+            when = f"{self.resets_at.day} {_MONTHS[self.resets_at.month - 1]}"
+            return (
+                f"This server has used {self.used} of its {_units(self.limit)} this month; "
+                f"this video needs {self.cost}. It resets on {when} at 00:00 UTC."
+            )
+        if self.limit == 0:
+            return "Your daily quota here is 0 units, so you cannot make videos."
+        return (
+            f"You have used {self.used} of your {self.limit} daily units; "
+            f"this video needs {self.cost}. Your quota resets at 00:00 UTC."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """Where a member stands. Limits include grants and role multipliers; None = unlimited.
+
+    In direct messages (`guild_id` None) there is no guild limit: `guild_used` is 0 and
+    `guild_limit` None. For an exempt member `user_limit` is None.
+    """
+
+    guild_used: int
+    guild_limit: int | None
+    guild_resets_at: datetime
+    user_used: int
+    user_limit: int | None
+    user_resets_at: datetime
+    user_exempt: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GuildLimits:
+    """A guild's own overrides as stored (None = bot default, -1 = unlimited)."""
+
+    monthly: int | None
+    user_daily: int | None
+    admins_exempt: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRule:
+    guild_id: int
+    role_id: int
+    multiplier: float | None
+    exempt: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    guild_id: int | None
+    user_id: int | None
+    job_id: int | None
+    ref_id: int | None
+    kind: LedgerKind
+    units: int
+    day: str
+    month: str
+    actor: int | None
+    created_at: datetime
+
+
+def _limit(value: int | None) -> int | None:
+    """Stored/default limit to effective limit: negative (and None default) = unlimited."""
+    return None if value is None or value < 0 else value
+
+
+class QuotaRepo:
+    """Limits, role rules, grants and resets; the check itself runs inside `JobRepo.create`."""
+
+    def __init__(
+        self, db: Database, *, default_guild_monthly: int | None, default_user_daily: int | None
+    ) -> None:
+        self._db = db
+        self.default_guild_monthly = default_guild_monthly
+        self.default_user_daily = default_user_daily
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def status(
+        self,
+        guild_id: int | None,
+        user_id: int,
+        roles: Sequence[int] = (),
+        *,
+        is_admin: bool = False,
+    ) -> QuotaStatus:
+        async with self._db.reading() as conn:
+            return await self._status(
+                conn, guild_id, user_id, roles, is_admin, self._db.clock.now()
+            )
+
+    async def limits(self, guild_id: int) -> GuildLimits:
+        row = await self._db.fetchone(
+            "SELECT monthly_limit, user_daily_limit, admins_exempt FROM guild_settings"
+            " WHERE guild_id = ?",
+            (guild_id,),
+        )
+        if row is None:
+            return GuildLimits(None, None, False)
+        return GuildLimits(row[0], row[1], bool(row[2]))
+
+    async def role_rules(self, guild_id: int) -> list[RoleRule]:
+        rows = await self._db.fetchall(
+            "SELECT guild_id, role_id, multiplier, exempt FROM role_rules WHERE guild_id = ?"
+            " ORDER BY role_id",
+            (guild_id,),
+        )
+        return [RoleRule(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+    async def ledger(
+        self, guild_id: int | None, *, user_id: int | None = None, limit: int = 50
+    ) -> list[LedgerEntry]:
+        """Newest first. `user_id` None lists every row of the guild (or of all DMs)."""
+        sql = "SELECT * FROM quota_ledger WHERE guild_id IS ?"
+        params: list[object] = [guild_id]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [_entry(row) for row in await self._db.fetchall(sql, params)]
+
+    # -- admin changes ---------------------------------------------------------------
+
+    async def set_limits(
+        self,
+        guild_id: int,
+        *,
+        monthly: int | Unset | None = UNSET,
+        user_daily: int | Unset | None = UNSET,
+        admins_exempt: bool | Unset = UNSET,
+    ) -> None:
+        """Override a guild's limits: int = limit (0 = none, `UNLIMITED`), None = default."""
+        columns: dict[str, object] = {}
+        for name, value in (("monthly_limit", monthly), ("user_daily_limit", user_daily)):
+            if isinstance(value, Unset):
+                continue
+            if value is not None and value < UNLIMITED:
+                raise ValueError(f"{name} must be >= 0, UNLIMITED (-1) or None")
+            columns[name] = value
+        if not isinstance(admins_exempt, Unset):
+            columns["admins_exempt"] = int(admins_exempt)
+        async with self._db.transaction() as conn:
+            await upsert_guild_settings(conn, guild_id, columns, self._db.clock.now())
+
+    async def set_role_rule(
+        self, guild_id: int, role_id: int, *, multiplier: float | None = None, exempt: bool = False
+    ) -> None:
+        if multiplier is not None and (multiplier < 0 or not math.isfinite(multiplier)):
+            raise ValueError("multiplier must be a finite number >= 0")
+        await self._db.execute(
+            "INSERT INTO role_rules (guild_id, role_id, multiplier, exempt) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (guild_id, role_id) DO UPDATE"
+            " SET multiplier = excluded.multiplier, exempt = excluded.exempt",
+            (guild_id, role_id, multiplier, int(exempt)),
+        )
+
+    async def clear_role_rule(self, guild_id: int, role_id: int) -> bool:
+        changed = await self._db.execute(
+            "DELETE FROM role_rules WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
+        )
+        return changed > 0
+
+    async def grant(
+        self, guild_id: int | None, units: int, *, user_id: int | None = None, actor: int
+    ) -> None:
+        """Extra units: for the guild this month, or (with `user_id`) for the user today."""
+        if units <= 0:
+            raise ValueError("a grant must be at least 1 unit")
+        if guild_id is None and user_id is None:
+            raise ValueError("direct messages have no guild quota; grant to a user")
+        now = self._db.clock.now()
+        async with self._db.transaction() as conn:
+            await _insert_ledger(
+                conn, guild_id=guild_id, user_id=user_id, job_id=None, ref_id=None,
+                kind="grant", units=units, day=day_key(now), month=month_key(now),
+                actor=actor, now=now,
+            )  # fmt: skip
+
+    async def reset(self, guild_id: int | None, *, user_id: int | None = None, actor: int) -> None:
+        """Zero the guild's usage this month, or (with `user_id`) the user's usage today.
+
+        Writes a `reset` row (its units record what was cleared); history stays. Only
+        reservations made after the reset count, and refunds of older ones are ignored.
+        """
+        if guild_id is None and user_id is None:
+            raise ValueError("direct messages have no guild quota; reset a user")
+        now = self._db.clock.now()
+        day, month = day_key(now), month_key(now)
+        async with self._db.transaction() as conn:
+            if user_id is None:
+                assert guild_id is not None
+                cleared = await _guild_used(conn, guild_id, month)
+            else:
+                cleared = await _user_used(conn, guild_id, user_id, day)
+            await _insert_ledger(
+                conn, guild_id=guild_id, user_id=user_id, job_id=None, ref_id=None,
+                kind="reset", units=max(cleared, 0), day=day, month=month, actor=actor, now=now,
+            )  # fmt: skip
+
+    # -- used by JobRepo inside its transaction ---------------------------------------
+
+    async def _check(
+        self,
+        conn: aiosqlite.Connection,
+        guild_id: int | None,
+        user_id: int,
+        cost: int,
+        roles: Sequence[int],
+        is_admin: bool,
+        now: datetime,
+    ) -> None:
+        """Raise `QuotaExceededError` if `cost` more units would break a limit (guild first)."""
+        st = await self._status(conn, guild_id, user_id, roles, is_admin, now)
+        if st.guild_limit is not None and st.guild_used + cost > st.guild_limit:
+            raise QuotaExceededError(
+                "guild",
+                limit=st.guild_limit,
+                used=st.guild_used,
+                cost=cost,
+                resets_at=st.guild_resets_at,
+            )
+        if st.user_limit is not None and st.user_used + cost > st.user_limit:
+            raise QuotaExceededError(
+                "user",
+                limit=st.user_limit,
+                used=st.user_used,
+                cost=cost,
+                resets_at=st.user_resets_at,
+            )
+
+    async def _status(
+        self,
+        conn: aiosqlite.Connection,
+        guild_id: int | None,
+        user_id: int,
+        roles: Sequence[int],
+        is_admin: bool,
+        now: datetime,
+    ) -> QuotaStatus:
+        day, month = day_key(now), month_key(now)
+        monthly: int | None = self.default_guild_monthly
+        daily: int | None = self.default_user_daily
+        exempt = False
+        guild_used = 0
+        guild_limit: int | None = None
+        multiplier: float | None = None
+        if guild_id is not None:
+            async with conn.execute(
+                "SELECT monthly_limit, user_daily_limit, admins_exempt FROM guild_settings"
+                " WHERE guild_id = ?",
+                (guild_id,),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is not None:
+                monthly = monthly if row[0] is None else row[0]
+                daily = daily if row[1] is None else row[1]
+                exempt = bool(row[2]) and is_admin
+            if roles:
+                marks = ", ".join("?" * len(roles))
+                async with conn.execute(
+                    "SELECT MAX(exempt), MAX(multiplier) FROM role_rules"
+                    f" WHERE guild_id = ? AND role_id IN ({marks})",
+                    (guild_id, *roles),
+                ) as cursor:
+                    rule = await cursor.fetchone()
+                if rule is not None:
+                    exempt = exempt or bool(rule[0])
+                    multiplier = rule[1]
+            guild_used = await _guild_used(conn, guild_id, month)
+            guild_limit = _limit(monthly)
+            if guild_limit is not None:
+                guild_limit += await _sum(
+                    conn,
+                    "SELECT SUM(units) FROM quota_ledger WHERE kind = 'grant'"
+                    " AND guild_id = ? AND user_id IS NULL AND month = ?",
+                    (guild_id, month),
+                )
+        user_used = await _user_used(conn, guild_id, user_id, day)
+        user_limit = None if exempt else _limit(daily)
+        if user_limit is not None:
+            if multiplier is not None:
+                user_limit = math.floor(user_limit * multiplier)
+            user_limit += await _sum(
+                conn,
+                "SELECT SUM(units) FROM quota_ledger WHERE kind = 'grant'"
+                " AND guild_id IS ? AND user_id = ? AND day = ?",
+                (guild_id, user_id, day),
+            )
+        return QuotaStatus(
+            guild_used=guild_used,
+            guild_limit=guild_limit,
+            guild_resets_at=next_month(now),
+            user_used=user_used,
+            user_limit=user_limit,
+            user_resets_at=next_day(now),
+            user_exempt=exempt,
+        )
+
+
+async def _sum(conn: aiosqlite.Connection, sql: str, params: tuple[object, ...]) -> int:
+    async with conn.execute(sql, params) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+# Reservations since the scope's last reset, minus refunds of those reservations.
+_USED = (
+    "SELECT SUM(CASE kind WHEN 'reserve' THEN units ELSE -units END) FROM quota_ledger"
+    " WHERE kind IN ('reserve', 'refund') AND {scope}"
+    " AND COALESCE(ref_id, id) > (SELECT COALESCE(MAX(id), 0) FROM quota_ledger"
+    "   WHERE kind = 'reset' AND {reset_scope})"
+)
+_GUILD_USED = _USED.format(
+    scope="guild_id = ? AND month = ?", reset_scope="guild_id = ? AND user_id IS NULL AND month = ?"
+)
+_USER_USED = _USED.format(
+    scope="guild_id IS ? AND user_id = ? AND day = ?",
+    reset_scope="guild_id IS ? AND user_id = ? AND day = ?",
+)
+
+
+async def _guild_used(conn: aiosqlite.Connection, guild_id: int, month: str) -> int:
+    return await _sum(conn, _GUILD_USED, (guild_id, month, guild_id, month))
+
+
+async def _user_used(
+    conn: aiosqlite.Connection, guild_id: int | None, user_id: int, day: str
+) -> int:
+    return await _sum(conn, _USER_USED, (guild_id, user_id, day, guild_id, user_id, day))
+
+
+async def _insert_ledger(
+    conn: aiosqlite.Connection,
+    *,
+    guild_id: int | None,
+    user_id: int | None,
+    job_id: int | None,
+    ref_id: int | None,
+    kind: LedgerKind,
+    units: int,
+    day: str,
+    month: str,
+    actor: int | None,
+    now: datetime,
+) -> int:
+    async with conn.execute(
+        "INSERT INTO quota_ledger"
+        " (guild_id, user_id, job_id, ref_id, kind, units, day, month, actor, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (guild_id, user_id, job_id, ref_id, kind, units, day, month, actor, to_db(now)),
+    ) as cursor:
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+
+_GUILD_COLUMNS = frozenset(
+    {"monthly_limit", "user_daily_limit", "admins_exempt", "locale", "relay_format",
+     "notify_channel_id"}
+)  # fmt: skip
+
+
+async def upsert_guild_settings(
+    conn: aiosqlite.Connection, guild_id: int, columns: Mapping[str, object], now: datetime
+) -> None:
+    """Create the guild's row if needed and change only `columns` (a fixed whitelist)."""
+    unknown = set(columns) - _GUILD_COLUMNS
+    if unknown:
+        raise ValueError(f"unknown guild setting(s): {sorted(unknown)}")
+    names = [*columns, "updated_at"]
+    values = [*columns.values(), to_db(now)]
+    updates = ", ".join(f"{name} = excluded.{name}" for name in names)
+    await conn.execute(
+        f"INSERT INTO guild_settings (guild_id, {', '.join(names)})"
+        f" VALUES (?, {', '.join('?' * len(names))})"
+        f" ON CONFLICT (guild_id) DO UPDATE SET {updates}",
+        (guild_id, *values),
+    )
+
+
+def _entry(row: aiosqlite.Row) -> LedgerEntry:
+    return LedgerEntry(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        user_id=row["user_id"],
+        job_id=row["job_id"],
+        ref_id=row["ref_id"],
+        kind=row["kind"],
+        units=row["units"],
+        day=row["day"],
+        month=row["month"],
+        actor=row["actor"],
+        created_at=from_db(row["created_at"]),
+    )

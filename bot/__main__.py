@@ -1,0 +1,211 @@
+"""`python -m bot`: run the bot, sync its commands, or check and use the relay by hand.
+
+    python -m bot                 # same as `run`
+    python -m bot sync [--guild ID]
+    python -m bot check
+    python -m bot generate [--format chat|task|official] [--portrait|--landscape]
+                           [--duration 10|15|25] [--hd] [--model M] [--image PATH_OR_URL]... PROMPT
+
+`generate` prints progress on stderr and the video link alone as the last line of stdout.
+Every failure is one plain sentence on stderr: exit 2 for bad options or settings, 1 for
+a relay failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import mimetypes
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+from bot.logs import secrets_of, setup_logging
+from bot.relay.errors import RelayError
+from bot.relay.models import (
+    ImageInput,
+    InvalidRequest,
+    Progress,
+    Submitted,
+    VideoRequest,
+)
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("bot")
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bot", description="Sora video bot for Discord.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub.add_parser("run", help="run the bot (default)")
+    sync = sub.add_parser("sync", help="publish the slash commands to Discord")
+    sync.add_argument("--guild", type=int, default=None, help="only this guild (instant)")
+    sub.add_parser("check", help="reach the relay, validate the key, list models")
+    gen = sub.add_parser("generate", help="render one video and print its link")
+    gen.add_argument("--format", choices=["chat", "task", "official"], default=None)
+    side = gen.add_mutually_exclusive_group()
+    side.add_argument("--portrait", dest="orientation", action="store_const", const="portrait")
+    side.add_argument("--landscape", dest="orientation", action="store_const", const="landscape")
+    gen.add_argument("--duration", type=int, choices=[10, 15, 25], default=10)
+    gen.add_argument("--hd", action="store_true")
+    gen.add_argument("--model", default="sora-2")
+    gen.add_argument("--image", action="append", default=[], metavar="PATH_OR_URL")
+    gen.add_argument("prompt", metavar="PROMPT")
+    return parser
+
+
+def _say(sentence: str) -> None:
+    print(sentence, file=sys.stderr, flush=True)
+
+
+def _relay_failure(err: RelayError) -> str:
+    detail = err.detail.strip()
+    if detail and detail != err.user_message:
+        return f"{err.user_message.rstrip('.')} (relay said: {detail})."
+    return err.user_message
+
+
+def _image(value: str, settings: Settings) -> ImageInput:
+    if value.startswith(("http://", "https://")):
+        return _checked_image(url=value)
+    path = Path(value)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidRequest(
+            "image_file", f"Cannot read the image {value}: {exc.strerror}."
+        ) from None
+    if len(data) > settings.max_image_bytes:
+        raise InvalidRequest(
+            "image_size", f"The image {value} is larger than {settings.max_image_bytes:,} bytes."
+        )
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return _checked_image(data=data, content_type=content_type, filename=path.name)
+
+
+def _checked_image(**fields: object) -> ImageInput:
+    try:
+        return ImageInput.model_validate(fields)
+    except ValidationError as exc:
+        for error in exc.errors():
+            cause = error.get("ctx", {}).get("error")
+            if isinstance(cause, InvalidRequest):
+                raise cause from None
+        raise InvalidRequest("image", "That image cannot be used.") from None
+
+
+def _request(args: argparse.Namespace, settings: Settings) -> VideoRequest:
+    return VideoRequest.build(
+        prompt=args.prompt,
+        orientation=args.orientation or "portrait",
+        duration=args.duration,
+        hd=args.hd,
+        model=args.model,
+        images=tuple(_image(value, settings) for value in args.image),
+    )
+
+
+async def _generate(args: argparse.Namespace, settings: Settings, request: VideoRequest) -> int:
+    from bot.relay.client import RelayClient
+
+    client = RelayClient.from_settings(settings)
+    if args.format:
+        client.format = args.format
+    deadline = settings.job_deadline_minutes * 60
+    try:
+        async with client:
+            async for event in client.generate(request, deadline=deadline):
+                match event:
+                    case Submitted(relay_id=relay_id):
+                        _say(f"submitted ({client.format}): {relay_id or 'no id yet'}")
+                    case Progress(percent=percent, phase=phase):
+                        shown = "" if percent is None else f" {percent:g}%"
+                        _say(f"{phase}{shown}")
+                    case _:
+                        print(event.result.url, flush=True)
+                        return 0
+    except RelayError as err:
+        _say(_relay_failure(err))
+        return EXIT_FAILED
+    _say("The relay ended without a video link.")
+    return EXIT_FAILED
+
+
+async def _check(settings: Settings) -> int:
+    from bot.relay.client import RelayClient
+
+    client = RelayClient.from_settings(settings)
+    print(f"relay: {client.base_url}")
+    print(f"format: {client.format}")
+    try:
+        async with client:
+            models = await client.list_models()
+    except RelayError as err:
+        _say(_relay_failure(err))
+        return EXIT_FAILED
+    print("key: accepted")
+    shown = ", ".join(models[:20]) + (", …" if len(models) > 20 else "")
+    print(f"models: {len(models)} ({shown})")
+    return 0
+
+
+def _run(settings: Settings) -> int:
+    import bot.app
+
+    asyncio.run(bot.app.run_bot(settings))
+    return 0
+
+
+def _sync(settings: Settings, guild_id: int | None) -> int:
+    import bot.app
+
+    names = asyncio.run(bot.app.sync_commands(settings, guild_id))
+    print(f"synced {len(names or [])} commands" + (f" to guild {guild_id}" if guild_id else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = load_settings()
+        if command in ("check", "generate"):
+            settings.require("relay_base_url", "relay_api_key")
+        elif command in ("run", "sync"):
+            settings.require("discord_token")
+    except SettingsError as exc:
+        _say(str(exc))
+        return EXIT_USAGE
+    setup_logging(settings.log_level, secrets_of(settings.relay_api_key, settings.discord_token))
+    try:
+        match command:
+            case "generate":
+                try:
+                    request = _request(args, settings)
+                except InvalidRequest as exc:
+                    _say(exc.message)
+                    return EXIT_USAGE
+                return asyncio.run(_generate(args, settings, request))
+            case "check":
+                return asyncio.run(_check(settings))
+            case "sync":
+                return _sync(settings, args.guild)
+            case _:
+                return _run(settings)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""`python -m bot generate/check` as a real subprocess against the fake relay."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.logs import RedactingFilter, setup_logging
+
+from .conftest import KEY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "DISCORD_"))}
+    full.update({"PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING", **env})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=tmp_path,
+        env=full,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def relay_env(relay, fmt: str = "task", key: str = KEY) -> dict[str, str]:
+    return {"RELAY_BASE_URL": relay.url, "RELAY_API_KEY": key, "RELAY_FORMAT": fmt}
+
+
+@pytest.fixture(autouse=True)
+def quick_polls(relay):
+    relay.behaviour.retry_after_hint = 0  # the relay asks to be polled soon: no real waiting
+    relay.behaviour.render_polls = 1
+
+
+async def test_generate_prints_the_link_for_each_format(relay, tmp_path):
+    formats = ("task", "official", "chat")
+    runs = await asyncio.gather(
+        *(
+            run_cli(
+                tmp_path,
+                {**relay_env(relay, fmt), "LOG_LEVEL": "DEBUG"},
+                "generate",
+                "--landscape",
+                f"a cat on a piano, {fmt}",
+            )
+            for fmt in formats
+        )
+    )
+    for fmt, (code, out, err) in zip(formats, runs, strict=True):
+        assert code == 0, err
+        (job,) = [job for job in relay.jobs.values() if job.prompt.endswith(fmt)]
+        assert job.kind == fmt
+        assert out.strip().splitlines()[-1] == relay.video_url(job.id)
+        assert "submitted" in err and "Traceback" not in err
+        assert KEY not in out + err
+        assert relay.submits_for(f"a cat on a piano, {fmt}") == 1
+
+
+async def test_generate_format_flag_and_image_file(relay, tmp_path):
+    image = tmp_path / "ref.png"
+    image.write_bytes(b"\x89PNG fake")
+    code, _out, err = await run_cli(
+        tmp_path,
+        relay_env(relay, "task"),
+        "generate",
+        "--format",
+        "official",
+        "--image",
+        str(image),
+        "a dog",
+    )
+    assert code == 0, err
+    assert relay.requests_to("official_submit")[0].files["input_reference"]["size"] == 9
+
+
+async def test_relay_failure_is_one_sentence_and_nonzero(relay, tmp_path):
+    relay.behaviour.outcome = "policy"
+    code, out, err = await run_cli(tmp_path, relay_env(relay), "generate", "a cat")
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert "content policy" in last and "Traceback" not in err
+    assert out.strip() == ""
+
+
+async def test_bad_key_is_one_sentence(relay, tmp_path):
+    code, _out, err = await run_cli(
+        tmp_path, relay_env(relay, key="sk-bad-key-123456"), "generate", "a cat"
+    )
+    assert code == 1
+    assert "key was rejected" in err and "Traceback" not in err
+    assert "sk-bad-key-123456" not in err
+
+
+async def test_bad_options_exit_2_with_the_request_sentence(relay, tmp_path):
+    code, _out, err = await run_cli(tmp_path, relay_env(relay), "generate", "--hd", "a cat")
+    assert code == 2
+    assert err.strip() == "HD needs sora-2-pro; pick that model or turn HD off."
+    code, _, err = await run_cli(tmp_path, relay_env(relay), "generate", "--duration", "7", "x")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert relay.jobs == {}
+
+
+async def test_missing_setting_exits_2(tmp_path):
+    code, _out, err = await run_cli(tmp_path, {}, "check")
+    assert code == 2
+    assert err.strip() == "RELAY_BASE_URL is not set (see .env.example)"
+
+
+async def test_check_lists_models(relay, tmp_path):
+    code, out, err = await run_cli(tmp_path, relay_env(relay), "check")
+    assert code == 0, err
+    assert "key: accepted" in out and "models: 5" in out
+    code, out, err = await run_cli(tmp_path, relay_env(relay, key="nope-nope-nope"), "check")
+    assert code == 1 and "rejected" in err
+
+
+def test_redacting_filter_hides_keys_in_messages_args_and_tracebacks():
+    stream = io.StringIO()
+    handler = setup_logging("DEBUG", [KEY, "discord.token.value"], stream=stream)
+    try:
+        log = logging.getLogger("bot.test")
+        log.info("key %s and token %s", KEY, "discord.token.value")
+        log.warning("masked middle %s", KEY[3:-3])
+        try:
+            raise RuntimeError(f"boom {KEY}")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    text = stream.getvalue()
+    assert KEY not in text and "discord.token.value" not in text and KEY[3:-3] not in text
+    assert text.count("[redacted]") >= 4 and "RuntimeError" in text
+
+
+def test_redacting_filter_with_no_secrets_passes_records():
+    record = logging.LogRecord("x", logging.INFO, "f", 1, "hello %s", ("you",), None)
+    assert RedactingFilter([]).filter(record) and record.getMessage() == "hello you"

@@ -10,6 +10,7 @@ from bot.relay.errors import (
     GenerationFailedError,
     InsufficientCreditError,
     StreamInterruptedError,
+    TimedOutError,
 )
 from bot.relay.models import ImageInput, Progress, Submitted
 
@@ -158,3 +159,20 @@ async def test_minimal_stand_in_dialect_still_works(relay, make_client):
 
 def test_fake_relay_is_importable_without_a_loop():
     assert FakeRelay(api_key="x").url == ""
+
+
+async def test_chat_deadline_is_enforced(relay, make_client, clock):
+    relay.behaviour.progress = [0, 10, 20, 30, 40, 50]
+    events = []
+    with pytest.raises(TimedOutError):
+        async for event in make_client(format="chat").generate(req(), deadline=60):
+            events.append(event)
+            clock.advance(30)  # the render takes longer than allowed
+    assert isinstance(events[0], Submitted)
+
+
+@pytest.mark.skipif("thumbnail_first" not in DIALECTS, reason="dialect module not present")
+async def test_thumbnail_is_reported_separately(relay, make_client):
+    relay.behaviour.chat_dialect = "thumbnail_first"
+    result = finished(await collect(make_client(format="chat").generate(req()))).result
+    assert result.url.endswith(".mp4") and result.thumbnail_url

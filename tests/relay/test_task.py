@@ -239,3 +239,32 @@ async def test_cancelled_task_fails(relay, make_client, monkeypatch):
     monkeypatch.setattr(fake_module.FakeRelay, "_task_json", cancelled)
     with pytest.raises(GenerationFailedError):
         await collect(make_client().generate(req()))
+
+
+async def test_submitted_comes_before_any_poll(relay, make_client):
+    gen = make_client().generate(req())
+    first = await anext(gen)
+    assert isinstance(first, Submitted)
+    assert relay.requests_to("poll") == []
+    await gen.aclose()
+
+
+async def test_connection_dropped_during_a_poll_is_retried(relay, make_client):
+    relay.fail_next("poll", drop=True)
+    finished(await collect(make_client().generate(req())))
+    assert relay.submits_for("a cat") == 1
+
+
+async def test_success_without_link_is_invalid_response(relay, make_client, monkeypatch):
+    from bot.fakes import relay as fake_module
+
+    original = fake_module.FakeRelay._task_json
+
+    def no_link(self, job):
+        body = original(self, job)
+        body["data"] = None
+        return body
+
+    monkeypatch.setattr(fake_module.FakeRelay, "_task_json", no_link)
+    with pytest.raises(InvalidResponseError):
+        await collect(make_client().generate(req()))

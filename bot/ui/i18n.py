@@ -177,6 +177,12 @@ EN: Final[dict[str, str]] = {
     "job.remix_not_finished": "Job #{id} hasn't finished yet; remix it once it's done.",
     "job.remix_private": "Job #{id} is private and can't be remixed.",
     "job.cancelled_ok": "Job #{id} was cancelled.",
+    # Queue and characters (cogs).
+    "queue.summary": "{running} rendering, {waiting} waiting.",
+    "queue.rendering": "Job #{id}: rendering, {percent}%.",
+    "queue.waiting": "Job #{id}: #{position} in line, about {wait} to wait.",
+    "character.created": "Saved: type @{alias} in a prompt to use @{username}.",
+    "character.deleted": "Removed the alias @{alias}.",
     # The live progress message (bot/live_messages.py).
     "live.ready_ping": "{user}, your video #{id} is ready.",
     "live.moved_below": "Job #{id} continues in a new message below.",
@@ -313,6 +319,11 @@ ZH: Final[dict[str, str]] = {
     "job.remix_not_finished": "任务 #{id} 还没完成;完成后再混剪。",
     "job.remix_private": "任务 #{id} 是私密的,不能混剪。",
     "job.cancelled_ok": "任务 #{id} 已取消。",
+    "queue.summary": "{running} 个生成中,{waiting} 个排队中。",
+    "queue.rendering": "任务 #{id}:生成中,{percent}%。",
+    "queue.waiting": "任务 #{id}:排在第 {position} 位,大约还需等待 {wait}。",
+    "character.created": "已保存:在提示词中输入 @{alias} 即可使用 @{username}。",
+    "character.deleted": "已删除别名 @{alias}。",
     "live.ready_ping": "{user},你的视频 #{id} 已完成。",
     "live.moved_below": "任务 #{id} 在下方的新消息中继续。",
     "generic.not_allowed": "你没有权限执行此操作。",
@@ -335,16 +346,18 @@ def normalize_locale(locale: str | discord.Locale | None) -> Lang:
     return DEFAULT_LANG
 
 
-class _KeepMissing(dict[str, Any]):
-    """A missing placeholder stays visible instead of crashing a progress update."""
-
-    def __missing__(self, key: str) -> str:
-        log.warning("i18n: missing parameter %r", key)
-        return "{" + key + "}"
-
-
 # Flat codes other layers raise (`exc.code`) resolve to a namespaced key, first match wins.
-_NAMESPACES: Final = ("error", "invalid", "job", "alias", "attachment", "generic", "live")
+_NAMESPACES: Final = (
+    "error",
+    "invalid",
+    "job",
+    "alias",
+    "attachment",
+    "generic",
+    "live",
+    "queue",
+    "character",
+)
 _ALIASES: Final[dict[str, str]] = {
     "unknown_alias": "alias.alias_unknown",
     "content_policy_prompt": "error.content_policy.prompt",
@@ -539,7 +552,38 @@ ZH_COMMAND_TEXT: Final[dict[str, str]] = {
     "Second where the character appears": "角色出现的开始秒数",
     "Second where the clip ends": "片段结束的秒数",
     "Member to show": "要查看的成员",
+    "25 seconds (sora-2-pro)": "25 秒(sora-2-pro)",
+    "A reference image for the first frame": "作为首帧的参考图片",
+    "Another reference image": "另一张参考图片",
+    "Change a finished video with a new prompt": "用新的提示词修改已完成的视频",
+    "Clear the usage of the server or a member": "清除本服务器或某成员的用量",
+    "Give extra units to the server or a member": "给本服务器或某成员增加额度",
+    "High definition (sora-2-pro only; slower)": "高清(仅限 sora-2-pro;更慢)",
+    "How many units": "额度数量",
+    "Job number of a finished video with the character": "包含该角色的已完成视频的任务编号",
+    "Keep the video unpublished at the relay (it can't be remixed)": (
+        "不在中转服务公开视频(无法被混剪)"
+    ),
+    "Length in seconds (25 s needs sora-2-pro)": "时长(秒;25 秒需要 sora-2-pro)",
+    "Link to a video clip with the character": "包含该角色的视频片段链接",
+    "Manage this server's video units": "管理本服务器的视频额度",
+    "Portrait (default) or landscape": "竖屏(默认)或横屏",
+    "Render a multi-shot video from a storyboard": "根据分镜生成多镜头视频",
+    "Set the monthly server limit and daily member limit": "设置服务器每月上限和成员每日上限",
+    "Show the video queue and your place in it": "查看视频队列和你的排队位置",
+    "The job number of the finished video": "已完成视频的任务编号",
+    "Total length in seconds; the shots must add up to it": "总时长(秒);各镜头时长之和须与其相等",
+    "Units per day for each member (empty = keep)": "每位成员每日额度(留空 = 不变)",
+    "Units per month for the whole server (empty = keep)": "整个服务器每月额度(留空 = 不变)",
+    "What should happen in the video? Use @alias for a saved character": (
+        "视频里发生什么?用 @别名 引用已保存的角色"
+    ),
+    "What to change": "要修改的内容",
+    "Your video jobs": "你的视频任务",
+    "sora-2 (default) or sora-2-pro": "sora-2(默认)或 sora-2-pro",
     # Choice names.
+    "Portrait (9:16)": "竖屏(9:16)",
+    "Landscape (16:9)": "横屏(16:9)",
     "Portrait": "竖屏",
     "Landscape": "横屏",
     "10 seconds": "10 秒",

@@ -9,6 +9,7 @@ grow fields freely.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -102,3 +103,14 @@ class RelayHealthLike(Protocol):
     def models(self) -> Sequence[str]: ...
     @property
     def error(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RelayHealth:
+    """A ready-made `RelayHealthLike` for callers that measure a relay themselves."""
+
+    name: str
+    ok: bool
+    latency: float | None
+    models: Sequence[str]
+    error: str | None

@@ -111,11 +111,12 @@ class JobButton(
     async def from_custom_id(
         cls,
         interaction: discord.Interaction[Any],
-        item: discord.ui.Button[Any],
+        item: discord.ui.Item[Any],
         match: re.Match[str],
         /,
     ) -> Self:
-        return cls(cast(JobAction, match["action"]), int(match["id"]), label=item.label)
+        label = getattr(item, "label", None)
+        return cls(cast(JobAction, match["action"]), int(match["id"]), label=label)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         actions = job_actions(interaction.client)

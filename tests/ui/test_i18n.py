@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import ast
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import discord
@@ -12,6 +14,7 @@ from bot.relay.models import InvalidRequest, VideoRequest
 from bot.ui.i18n import (
     EN,
     ZH,
+    ZH_COMMAND_TEXT,
     BotTranslator,
     alias_error_text,
     attachment_error_text,
@@ -22,6 +25,7 @@ from bot.ui.i18n import (
     placeholders,
     quota_error_text,
     relay_error_text,
+    resolve_key,
     t,
 )
 
@@ -165,3 +169,49 @@ async def test_translator_keeps_names_and_honours_call_site_text() -> None:
     assert await translator.translate(inline, discord.Locale.chinese, desc) == "新的东西"
     missing = locale_str("Not in the table")
     assert await translator.translate(missing, discord.Locale.chinese, desc) is None
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _python_sources(*folders: str) -> list[Path]:
+    return [p for folder in folders for p in sorted((ROOT / folder).rglob("*.py"))]
+
+
+def test_every_key_callers_use_exists() -> None:
+    """`t("literal", ...)` anywhere outside bot/ui must resolve, or members see a raw key."""
+    missing = []
+    for path in _python_sources("bot", "cogs"):
+        if "ui" in path.relative_to(ROOT).parts[:2]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "t"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+                and resolve_key(node.args[0].value) is None
+            ):
+                missing.append(f"{path.relative_to(ROOT)}: {node.args[0].value}")
+    assert missing == []
+
+
+def test_every_command_text_has_a_chinese_translation() -> None:
+    """Descriptions and choice names marked `_("...")`/`locale_str` in cogs are translated."""
+    missing = []
+    for path in _python_sources("cogs"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in {"_", "locale_str"}
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and not any(k.arg == "zh" for k in node.keywords)
+                and node.args[0].value not in ZH_COMMAND_TEXT
+            ):
+                missing.append(f"{path.relative_to(ROOT)}: {node.args[0].value}")
+    assert missing == []
+    assert all(len(text) <= 100 for text in ZH_COMMAND_TEXT.values())

@@ -1,9 +1,9 @@
-"""The shapes the UI reads, as Protocols, so bot/ui renders store rows without importing them.
+"""The shapes the UI reads, as Protocols: embeds and views duck-type the store's records.
 
 `bot.store.jobs.Job` satisfies `JobLike`, `bot.store.quotas.QuotaStatus` satisfies
 `QuotaStatusLike`, `bot.store.characters.CharacterAlias` satisfies `CharacterAliasLike`.
-Keeping the UI on Protocols means a test can hand it a plain dataclass and the store can
-grow fields freely.
+Only the status Literal comes from the store; a test can hand the UI a plain dataclass
+and the store can grow fields freely.
 """
 
 from __future__ import annotations
@@ -11,19 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from bot.relay.models import VideoRequest
+from bot.store.jobs import JobStatus
 
-JobStatus = Literal[
-    "queued",
-    "submitting",
-    "running",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "timed_out",
-    "interrupted",
+__all__ = [
+    "CharacterAliasLike",
+    "JobLike",
+    "JobStatus",
+    "QuotaStatusLike",
+    "RelayHealth",
+    "RelayHealthLike",
 ]
 
 

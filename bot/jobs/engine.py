@@ -283,7 +283,7 @@ class JobEngine:
 
     async def _run(self, job: Job) -> None:
         try:
-            events = self._events_for(job)
+            events = await self._events_for(job)
             await self._emit(JobUpdate("started", job))
             async for event in events:
                 await self._handle(job.id, event)
@@ -308,18 +308,15 @@ class JobEngine:
             log.exception("job %s: unexpected failure", job.id)
             await self._finish(job.id, "failed", error_code="internal", refund=True)
 
-    def _events_for(self, job: Job) -> AsyncIterator[Event]:
+    async def _events_for(self, job: Job) -> AsyncIterator[Event]:
+        """Resume polling a job the relay already has, or submit it (recorded first)."""
         total = render_deadline(job.request, self.deadline_minutes)
         if job.relay_id and job.format != "chat":
             started = job.started_at or job.created_at
             remaining = total - (self.clock.now() - started).total_seconds()
             return self.relay.resume(job.relay_id, job.format, deadline=max(remaining, 0.0))  # type: ignore[arg-type]
-        return self._submit_then_follow(job, total)
-
-    async def _submit_then_follow(self, job: Job, deadline: float) -> AsyncIterator[Event]:
         await self.db.jobs.mark_submitting(job.id)
-        async for event in self.relay.generate(job.request, deadline=deadline):
-            yield event
+        return self.relay.generate(job.request, deadline=total)
 
     async def _handle(self, job_id: int, event: Event) -> None:
         match event:

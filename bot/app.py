@@ -1,0 +1,144 @@
+"""The Bot subclass: `setup_hook` wires the store, the relay, the job engine and the cogs.
+
+Dependencies are built here and handed to the parts that need them; nothing is a
+module-level global, so tests can start several bots against loopback fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.clock import Clock, SystemClock
+from bot.jobs.costs import CostTable
+from bot.jobs.engine import JobEngine
+from bot.live_messages import LiveMessages
+from bot.relay.client import RelayClient
+from bot.settings import Settings
+from bot.store.database import Database
+from bot.tree import VideoTree
+from bot.ui.i18n import BotTranslator
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.video", "cogs.characters", "cogs.jobs", "cogs.admin")
+
+
+def point_at_discord(api_base: str, gateway_url: str) -> None:
+    """Use a REST/gateway proxy (or a loopback fake) instead of Discord's own hosts."""
+    if api_base:
+        discord.http.Route.BASE = api_base.rstrip("/")
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class VideoBot(commands.AutoShardedBot):
+    """The bot. Shards automatically; needs no privileged intents."""
+
+    db: Database
+    relay: RelayClient
+    engine: JobEngine
+    live: LiveMessages
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        sync_only: bool = False,
+        **options: object,
+    ) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = False
+        intents.typing = False
+        intents.presences = False
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            tree_cls=VideoTree,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,  # type: ignore[arg-type]
+        )
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.costs = CostTable.parse(settings.cost_table)
+        self.sync_only = sync_only
+
+    async def setup_hook(self) -> None:
+        await self.tree.set_translator(BotTranslator())
+        if self.sync_only:  # `python -m bot sync`: commands only, no jobs resumed
+            for extension in EXTENSIONS:
+                await self.load_extension(extension)
+            return
+        s = self.settings
+        self.db = await Database.open(
+            s.database_path,
+            clock=self.clock,
+            default_guild_monthly=s.quota_guild_monthly,
+            default_user_daily=s.quota_user_daily,
+        )
+        self.relay = RelayClient.from_settings(s, clock=self.clock)
+        self.engine = JobEngine(
+            self.db,
+            self.relay,
+            costs=self.costs,
+            clock=self.clock,
+            max_running=s.max_concurrent_jobs,
+            max_per_guild=s.max_concurrent_jobs_per_guild,
+            deadline_minutes=s.job_deadline_minutes,
+        )
+        self.live = LiveMessages(
+            self,
+            min_interval=s.progress_edit_interval,
+            token_ttl=s.interaction_token_ttl,
+            max_download_bytes=s.max_download_bytes,
+            clock=self.clock,
+        )
+        self.engine.add_listener(self.live.on_update)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        await self.engine.start()
+        await self.live.redeliver_pending()
+
+    async def close(self) -> None:
+        if hasattr(self, "engine"):
+            await self.engine.stop()
+        if hasattr(self, "live"):
+            await self.live.close()
+        if hasattr(self, "relay"):
+            await self.relay.aclose()
+        if hasattr(self, "db"):
+            await self.db.close()
+        await super().close()
+
+    async def on_ready(self) -> None:
+        log.info("ready as %s in %d servers", self.user, len(self.guilds))
+
+
+async def run_bot(settings: Settings) -> None:
+    settings.require("discord_token", "relay_base_url", "relay_api_key")
+    point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
+    assert settings.discord_token is not None
+    async with VideoBot(settings) as bot:
+        await bot.start(settings.discord_token.get_secret_value())
+
+
+async def sync_commands(settings: Settings, guild_id: int | None = None) -> list[str]:
+    """Register the slash commands with Discord (globally, or in one guild at once)."""
+    settings.require("discord_token")
+    point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
+    assert settings.discord_token is not None
+    bot = VideoBot(settings, sync_only=True)
+    try:
+        await bot.login(settings.discord_token.get_secret_value())  # runs setup_hook
+        guild = discord.Object(guild_id) if guild_id else None
+        if guild is not None:
+            bot.tree.copy_global_to(guild=guild)
+        synced = await bot.tree.sync(guild=guild)
+        return [command.name for command in synced]
+    finally:
+        await bot.close()

@@ -1,0 +1,285 @@
+"""One Discord message per job, kept current while the video renders, then the delivery.
+
+Engine updates arrive far faster than Discord lets a message change, so each job has a
+writer task that renders only the latest state, at most once per `min_interval`. The
+interaction token that lets the bot edit its reply expires after 15 minutes; before that,
+progress moves to a message the bot owns in the channel, so every job ends visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.clock import Clock, SystemClock
+from bot.jobs.engine import JobUpdate
+from bot.relay.errors import RelayError
+from bot.store.jobs import Job
+from bot.ui.embeds import job_embed
+from bot.ui.i18n import t
+from bot.ui.views import progress_view, result_view
+
+if TYPE_CHECKING:
+    from bot.app import VideoBot
+
+log = logging.getLogger(__name__)
+
+DISCORD_UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+@dataclass
+class _Writer:
+    """The latest state of one job's message and the task that writes it."""
+
+    update: JobUpdate
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    last_edit: float = float("-inf")
+
+
+class LiveMessages:
+    """Renders engine updates into Discord messages; the only place that edits them."""
+
+    def __init__(
+        self,
+        bot: VideoBot,
+        *,
+        min_interval: float = 5.0,
+        token_ttl: float = 14 * 60,
+        max_download_bytes: int = DISCORD_UPLOAD_LIMIT,
+        clock: Clock | None = None,
+    ) -> None:
+        self.bot = bot
+        self.min_interval = min_interval
+        self.token_ttl = token_ttl
+        self.max_download_bytes = max_download_bytes
+        self.clock = clock or SystemClock()
+        self._writers: dict[int, _Writer] = {}
+        self._closing = False
+        self._born = self.clock.now()
+
+    # -- engine side ----------------------------------------------------------------
+
+    async def on_update(self, update: JobUpdate) -> None:
+        """Engine listener: remember the newest state and make sure a writer will show it."""
+        if self._closing:
+            return
+        writer = self._writers.get(update.job.id)
+        if writer is None:
+            writer = self._writers[update.job.id] = _Writer(update)
+        elif _newer(update, writer.update):
+            writer.update = update
+        writer.wake.set()
+        if writer.task is None or writer.task.done():
+            writer.task = asyncio.create_task(
+                self._write_loop(update.job.id, writer), name=f"live-{update.job.id}"
+            )
+
+    async def attach(
+        self, job_id: int, *, channel_id: int | None, message_id: int, interaction_token: str | None
+    ) -> None:
+        """The cog posted the job's first message; record it and render what's pending."""
+        await self.bot.db.jobs.set_message(
+            job_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            interaction_token=interaction_token,
+        )
+        job = await self.bot.db.jobs.get(job_id)
+        if job is not None:
+            await self.on_update(JobUpdate("finished" if job.is_final else "progress", job))
+
+    async def redeliver_pending(self) -> None:
+        """After a restart: deliver jobs that finished while no message showed it."""
+        for job in await self.bot.db.jobs.undelivered():
+            await self.on_update(JobUpdate("finished", job))
+
+    async def close(self) -> None:
+        self._closing = True
+        tasks = [w.task for w in self._writers.values() if w.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- writing --------------------------------------------------------------------
+
+    def _awaiting_attach(self, job: Job) -> bool:
+        """A job made in this process gets its message from the command that made it.
+
+        Jobs from before a restart whose message was never posted go to the channel.
+        """
+        return job.message_id is None and job.created_at >= self._born
+
+    async def _write_loop(self, job_id: int, writer: _Writer) -> None:
+        try:
+            while True:
+                await writer.wake.wait()
+                wait = writer.last_edit + self.min_interval - self.clock.monotonic()
+                if wait > 0 and writer.update.kind != "finished":
+                    await self.clock.sleep(wait)
+                writer.wake.clear()
+                update = writer.update
+                job = await self.bot.db.jobs.get(job_id) or update.job
+                if self._awaiting_attach(job):
+                    continue  # the command is still posting the first message; attach() wakes us
+                if update.kind == "finished" or job.is_final:
+                    await self._deliver(job)
+                    self._writers.pop(job_id, None)
+                    return
+                await self._show_progress(job, update.queue_position)
+                writer.last_edit = self.clock.monotonic()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: could not update its message", job_id)
+            self._writers.pop(job_id, None)
+
+    async def _show_progress(self, job: Job, queue_position: int | None) -> None:
+        embed = job_embed(
+            job, locale=job.locale, now=self.clock.now(), queue_position=queue_position
+        )
+        await self._edit_or_post(job, embed=embed, view=progress_view(job, job.locale))
+
+    async def _deliver(self, job: Job) -> None:
+        embed = job_embed(job, locale=job.locale, now=self.clock.now())
+        view = result_view(job, job.locale) if job.status == "succeeded" else None
+        files: list[discord.File] = []
+        if job.status == "succeeded" and job.result_url:
+            data = await self._download(job)
+            if data is not None:
+                files.append(discord.File(io.BytesIO(data), filename=f"sora-{job.id}.mp4"))
+        try:
+            await self._edit_or_post(job, embed=embed, view=view, files=files)
+        except discord.HTTPException as exc:
+            if not files or exc.status != 413:
+                raise
+            await self._edit_or_post(job, embed=embed, view=view)  # too big after all: link only
+        await self.bot.db.jobs.mark_delivered(job.id)
+        await self._mention_owner(job)
+
+    async def _download(self, job: Job) -> bytes | None:
+        assert job.result_url is not None
+        limit = min(self.max_download_bytes, self._upload_limit(job))
+        try:
+            return await self.bot.relay.download(job.result_url, max_bytes=limit)
+        except RelayError as exc:
+            log.info("job %s: video not attached (%s); posting the link", job.id, exc.code)
+            return None
+
+    def _upload_limit(self, job: Job) -> int:
+        guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
+        return guild.filesize_limit if guild is not None else DISCORD_UPLOAD_LIMIT
+
+    async def _mention_owner(self, job: Job) -> None:
+        """Long renders end in a message edit, which pings nobody; say it's ready."""
+        if job.status != "succeeded" or job.channel_id is None:
+            return
+        elapsed = (self.clock.now() - job.created_at).total_seconds()
+        if elapsed < 60:
+            return
+        channel = self.bot.get_partial_messageable(job.channel_id)
+        try:
+            await channel.send(
+                t("ready_ping", job.locale, user=f"<@{job.user_id}>", id=job.id),
+                allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]),
+            )
+        except discord.HTTPException:
+            log.info("job %s: could not ping its owner", job.id)
+
+    # -- where the message lives ----------------------------------------------------
+
+    def _token_fresh(self, job: Job) -> bool:
+        if not job.interaction_token:
+            return False
+        return (self.clock.now() - job.created_at).total_seconds() < self.token_ttl
+
+    async def _edit_or_post(self, job: Job, **content: Any) -> None:
+        """Edit the job's message through the interaction while its token lives, then through
+        a channel message the bot owns; a deleted message is replaced by a new one."""
+        content.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        if job.message_id is not None and self._token_fresh(job):
+            webhook = discord.Webhook.partial(
+                self.bot.application_id or 0, job.interaction_token or "", client=self.bot
+            )
+            try:
+                await webhook.edit_message(job.message_id, **_webhook_args(content))
+                return
+            except discord.NotFound:
+                log.info("job %s: interaction message gone; posting in the channel", job.id)
+            except discord.HTTPException as exc:
+                if exc.code != 50027:  # invalid webhook token: expired early
+                    raise
+        if job.interaction_token is None and job.message_id is not None and job.channel_id:
+            message = self.bot.get_partial_messageable(job.channel_id).get_partial_message(
+                job.message_id
+            )
+            try:
+                await message.edit(**_message_args(content))
+                return
+            except discord.NotFound:
+                log.info("job %s: message deleted; posting a new one", job.id)
+        await self._move_to_channel(job, content)
+
+    async def _move_to_channel(self, job: Job, content: dict[str, Any]) -> None:
+        if job.channel_id is None:
+            log.warning("job %s: no channel to show it in", job.id)
+            return
+        channel = self.bot.get_partial_messageable(job.channel_id)
+        try:
+            message = await channel.send(**_send_args(content))
+        except discord.Forbidden:
+            log.warning("job %s: no permission to post in channel %s", job.id, job.channel_id)
+            return
+        old_token, old_message = job.interaction_token, job.message_id
+        await self.bot.db.jobs.set_message(
+            job.id, channel_id=job.channel_id, message_id=message.id, interaction_token=None
+        )
+        if old_token and old_message and self._token_fresh(job):
+            await _quietly(
+                discord.Webhook.partial(
+                    self.bot.application_id or 0, old_token, client=self.bot
+                ).edit_message,
+                old_message,
+                content=t("moved_below", job.locale, id=job.id),
+                embed=None,
+                view=None,
+            )
+
+
+def _newer(candidate: JobUpdate, current: JobUpdate) -> bool:
+    """A finished update is never replaced by a late progress one."""
+    return current.kind != "finished"
+
+
+def _webhook_args(content: dict[str, Any]) -> dict[str, Any]:
+    args = dict(content)
+    files = args.pop("files", None)
+    if files:
+        args["attachments"] = files
+    return args
+
+
+def _message_args(content: dict[str, Any]) -> dict[str, Any]:
+    return _webhook_args(content)
+
+
+def _send_args(content: dict[str, Any]) -> dict[str, Any]:
+    args = dict(content)
+    if args.get("view") is None:
+        args.pop("view", None)
+    if not args.get("files"):
+        args.pop("files", None)
+    return args
+
+
+async def _quietly(call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    try:
+        await call(*args, **kwargs)
+    except discord.HTTPException:
+        pass

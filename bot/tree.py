@@ -1,0 +1,114 @@
+"""The command tree, and the one place where errors become what a member reads.
+
+Cogs raise the bot's own exceptions (a rule broken, quota exhausted, unknown alias, a
+relay failure) and this handler answers with one short sentence in the member's
+language, ephemeral. Anything unexpected is logged with a reference and answered with a
+generic apology, so no traceback ever reaches Discord.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import discord
+from discord import app_commands
+
+from bot.images import AttachmentError
+from bot.jobs.engine import JobError
+from bot.relay.errors import ContentPolicyError, RelayError
+from bot.relay.models import InvalidRequest
+from bot.store.characters import AliasError
+from bot.store.quotas import QuotaExceededError
+from bot.ui.i18n import (
+    alias_error_text,
+    attachment_error_text,
+    invalid_request_text,
+    job_error_text,
+    quota_error_text,
+    relay_error_text,
+    t,
+)
+
+log = logging.getLogger(__name__)
+
+
+class UserFacingError(Exception):
+    """A cog's own refusal: a catalogue key plus its parameters."""
+
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def locale_of(interaction: discord.Interaction) -> str:
+    return str(interaction.locale)
+
+
+def describe_error(exc: BaseException, locale: str) -> str | None:
+    """The sentence for a known error in `locale`, or None for an unexpected one."""
+    match exc:
+        case UserFacingError():
+            return t(exc.key, locale, **exc.params)
+        case AttachmentError():
+            limit = float(str(exc.params.get("limit_mb", 10)))
+            return attachment_error_text(exc.code, exc.name, locale, limit_mb=limit)
+        case InvalidRequest():
+            return invalid_request_text(exc, locale)
+        case QuotaExceededError():
+            return quota_error_text(exc, locale)
+        case AliasError():
+            return alias_error_text(exc, locale)
+        case JobError():
+            return job_error_text(exc.code, exc.job_id, locale)
+        case ContentPolicyError():
+            return t(f"content_policy_{exc.stage}", locale)
+        case RelayError():
+            return relay_error_text(exc.code, locale)
+    return None
+
+
+async def reply_privately(interaction: discord.Interaction, text: str) -> None:
+    """Answer with an ephemeral sentence, whatever state the interaction is in.
+
+    After a public "thinking" defer, that placeholder is removed first so a refusal meant
+    for one member doesn't stay in the channel.
+    """
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                pass
+        await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException:
+        log.warning("could not answer interaction %s", interaction.id)
+
+
+async def render_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """Answer `interaction` with the sentence for `error`; log anything unexpected."""
+    locale = locale_of(interaction)
+    if isinstance(error, app_commands.CheckFailure):
+        await reply_privately(interaction, t("not_allowed", locale))
+        return
+    text = describe_error(error, locale)
+    if text is None:
+        reference = uuid.uuid4().hex[:8]
+        name = interaction.command.qualified_name if interaction.command else "component"
+        log.error("/%s failed (ref %s)", name, reference, exc_info=error)
+        text = t("internal_error", locale, ref=reference)
+    await reply_privately(interaction, text)
+
+
+class VideoTree(app_commands.CommandTree):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        cause: BaseException = error
+        if isinstance(error, app_commands.CommandInvokeError):
+            cause = error.original
+        await render_error(interaction, cause)

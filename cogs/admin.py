@@ -1,0 +1,150 @@
+"""/quota for everyone; /quota-admin and /relay for members who manage the server."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str as _
+from discord.ext import commands
+
+from bot.relay.errors import RelayError
+from bot.tree import locale_of
+from bot.ui.embeds import quota_embed, relay_status_embed
+from bot.ui.i18n import t
+from bot.ui.records import RelayHealth
+
+if TYPE_CHECKING:
+    from bot.app import VideoBot
+
+
+def _roles(interaction: discord.Interaction) -> tuple[list[int], bool]:
+    user = interaction.user
+    if isinstance(user, discord.Member):
+        return [role.id for role in user.roles], user.guild_permissions.manage_guild
+    return [], False
+
+
+class Quota(commands.Cog):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="quota", description=_("Show your and this server's video units"))
+    async def quota(self, interaction: discord.Interaction) -> None:
+        roles, is_admin = _roles(interaction)
+        status = await self.bot.db.quotas.status(
+            interaction.guild_id, interaction.user.id, roles, is_admin=is_admin
+        )
+        embed = quota_embed(
+            status,
+            locale_of(interaction),
+            self.bot.clock.now(),
+            in_guild=interaction.guild_id is not None,
+        )
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class QuotaAdmin(
+    commands.GroupCog,
+    group_name="quota-admin",
+    group_description=_("Manage this server's video units"),
+):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Default permissions can be overridden by the server; check again here."""
+        member = interaction.user
+        return isinstance(member, discord.Member) and member.guild_permissions.manage_guild
+
+    @app_commands.command(
+        name="set", description=_("Set the monthly server limit and daily member limit")
+    )
+    @app_commands.describe(
+        monthly=_("Units per month for the whole server (empty = keep)"),
+        daily=_("Units per day for each member (empty = keep)"),
+    )
+    async def set_limits(
+        self,
+        interaction: discord.Interaction,
+        monthly: app_commands.Range[int, 0, 1_000_000] | None = None,
+        daily: app_commands.Range[int, 0, 1_000_000] | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        changes: dict[str, int] = {}
+        if monthly is not None:
+            changes["monthly"] = monthly
+        if daily is not None:
+            changes["user_daily"] = daily
+        if changes:
+            await self.bot.db.quotas.set_limits(interaction.guild_id, **changes)  # type: ignore[arg-type]
+        await self._show(interaction)
+
+    @app_commands.command(name="grant", description=_("Give extra units to the server or a member"))
+    @app_commands.describe(units=_("How many units"), member=_("Member to show"))
+    async def grant(
+        self,
+        interaction: discord.Interaction,
+        units: app_commands.Range[int, 1, 1_000_000],
+        member: discord.Member | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        await self.bot.db.quotas.grant(
+            interaction.guild_id,
+            units,
+            user_id=member.id if member else None,
+            actor=interaction.user.id,
+        )
+        await self._show(interaction, member)
+
+    @app_commands.command(name="reset", description=_("Clear the usage of the server or a member"))
+    @app_commands.describe(member=_("Member to show"))
+    async def reset(
+        self, interaction: discord.Interaction, member: discord.Member | None = None
+    ) -> None:
+        assert interaction.guild_id is not None
+        await self.bot.db.quotas.reset(
+            interaction.guild_id, user_id=member.id if member else None, actor=interaction.user.id
+        )
+        await self._show(interaction, member)
+
+    async def _show(
+        self, interaction: discord.Interaction, member: discord.Member | None = None
+    ) -> None:
+        target = member or interaction.user
+        roles = [role.id for role in target.roles] if isinstance(target, discord.Member) else []
+        status = await self.bot.db.quotas.status(interaction.guild_id, target.id, roles)
+        embed = quota_embed(status, locale_of(interaction), self.bot.clock.now())
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+@app_commands.default_permissions(manage_guild=True)
+class Relay(commands.GroupCog, group_name="relay", group_description=_("Check the video services")):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="status", description=_("Check the video services"))
+    async def status(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        started = time.perf_counter()
+        try:
+            models = await self.bot.relay.list_models()
+            health = RelayHealth("default", True, time.perf_counter() - started, models, None)
+        except RelayError as exc:
+            health = RelayHealth("default", False, None, (), exc.user_message)
+        embed = relay_status_embed([health], locale_of(interaction))
+        running, waiting = self.bot.engine.queue.running, len(self.bot.engine.queue)
+        embed.set_footer(
+            text=t("queue.summary", locale_of(interaction), running=running, waiting=waiting)
+        )
+        await interaction.followup.send(embed=embed, ephemeral=True)
+
+
+async def setup(bot: VideoBot) -> None:
+    await bot.add_cog(Quota(bot))
+    await bot.add_cog(QuotaAdmin(bot))
+    await bot.add_cog(Relay(bot))

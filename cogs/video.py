@@ -1,0 +1,299 @@
+"""/video, /storyboard, /remix and the buttons on finished videos."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str as _
+from discord.ext import commands
+
+from bot.images import check_declared, reference_image
+from bot.jobs.engine import JobError
+from bot.relay.models import ImageInput, Shot, VideoRequest
+from bot.store.jobs import Job, NewJob
+from bot.tree import UserFacingError, describe_error, locale_of, reply_privately
+from bot.ui.embeds import job_embed
+from bot.ui.i18n import t
+from bot.ui.views import JOB_BUTTONS, RemixModal, StoryboardModal, progress_view
+
+if TYPE_CHECKING:
+    from bot.app import VideoBot
+
+ORIENTATIONS = [
+    app_commands.Choice(name=_("Portrait (9:16)"), value="portrait"),
+    app_commands.Choice(name=_("Landscape (16:9)"), value="landscape"),
+]
+DURATIONS = [
+    app_commands.Choice(name=_("10 seconds"), value=10),
+    app_commands.Choice(name=_("15 seconds"), value=15),
+    app_commands.Choice(name=_("25 seconds (sora-2-pro)"), value=25),
+]
+MODELS = [
+    app_commands.Choice(name="sora-2", value="sora-2"),
+    app_commands.Choice(name="sora-2-pro", value="sora-2-pro"),
+]
+
+
+def member_context(interaction: discord.Interaction) -> tuple[list[int], bool]:
+    """The member's role ids and whether they manage the server (quota rules use both)."""
+    user = interaction.user
+    if isinstance(user, discord.Member):
+        return [role.id for role in user.roles], user.guild_permissions.manage_guild
+    return [], False
+
+
+class Video(commands.Cog):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.job_actions = self  # the persistent buttons call back into this cog
+        self.bot.add_dynamic_items(*JOB_BUTTONS)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(*JOB_BUTTONS)
+
+    # -- commands -------------------------------------------------------------------
+
+    @app_commands.command(name="video", description=_("Render a video from a prompt"))
+    @app_commands.describe(
+        prompt=_("What should happen in the video? Use @alias for a saved character"),
+        orientation=_("Portrait (default) or landscape"),
+        duration=_("Length in seconds (25 s needs sora-2-pro)"),
+        hd=_("High definition (sora-2-pro only; slower)"),
+        model=_("sora-2 (default) or sora-2-pro"),
+        image=_("A reference image for the first frame"),
+        image2=_("Another reference image"),
+        image3=_("Another reference image"),
+        private=_("Keep the video unpublished at the relay (it can't be remixed)"),
+    )
+    @app_commands.choices(orientation=ORIENTATIONS, duration=DURATIONS, model=MODELS)
+    async def video(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        orientation: str = "portrait",
+        duration: int = 10,
+        hd: bool = False,
+        model: str = "sora-2",
+        image: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        private: bool = False,
+    ) -> None:
+        attachments = [a for a in (image, image2, image3) if a is not None]
+        # Cheap checks first, answered privately before anything is deferred or spent.
+        for attachment in attachments:
+            check_declared(
+                attachment.filename,
+                attachment.content_type,
+                attachment.size,
+                self.bot.settings.max_image_bytes,
+            )
+        prompt = await self._rewrite(interaction, prompt)
+        fields = dict(
+            prompt=prompt,
+            orientation=orientation,
+            duration=duration,
+            hd=hd,
+            model=model,
+            private=private,
+        )
+        VideoRequest.build(**fields)
+        await interaction.response.defer(thinking=True)
+        images = [await self._read_image(a) for a in attachments]
+        await self.start_job(interaction, VideoRequest.build(**fields, images=images))
+
+    @app_commands.command(
+        name="storyboard", description=_("Render a multi-shot video from a storyboard")
+    )
+    @app_commands.describe(
+        duration=_("Total length in seconds; the shots must add up to it"),
+        orientation=_("Portrait (default) or landscape"),
+        model=_("sora-2 (default) or sora-2-pro"),
+    )
+    @app_commands.choices(orientation=ORIENTATIONS, duration=DURATIONS, model=MODELS)
+    async def storyboard(
+        self,
+        interaction: discord.Interaction,
+        duration: int = 15,
+        orientation: str = "portrait",
+        model: str = "sora-2",
+    ) -> None:
+        options = {"duration": duration, "orientation": orientation, "model": model}
+        await interaction.response.send_modal(StoryboardModal(options, locale_of(interaction)))
+
+    @app_commands.command(name="remix", description=_("Change a finished video with a new prompt"))
+    @app_commands.describe(
+        job=_("The job number of the finished video"), prompt=_("What to change")
+    )
+    async def remix(self, interaction: discord.Interaction, job: int, prompt: str) -> None:
+        prompt = await self._rewrite(interaction, prompt)
+        await interaction.response.defer(thinking=True)
+        roles, is_admin = member_context(interaction)
+        new = await self.bot.engine.remix(
+            job,
+            prompt,
+            user_id=interaction.user.id,
+            roles=roles,
+            is_admin=is_admin,
+            channel_id=interaction.channel_id,
+            interaction_token=interaction.token,
+            locale=locale_of(interaction),
+        )
+        await self._post_progress(interaction, new)
+
+    # -- shared by commands and buttons ---------------------------------------------
+
+    async def start_job(
+        self, interaction: discord.Interaction, request: VideoRequest, *, parent: int | None = None
+    ) -> Job:
+        """Reserve, queue and show a job; the interaction is already deferred."""
+        roles, is_admin = member_context(interaction)
+        new = NewJob(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            request=request,
+            format=self.bot.relay.format_for(request),
+            interaction_token=interaction.token,
+            locale=locale_of(interaction),
+            parent_job_id=parent,
+        )
+        job = await self.bot.engine.submit(new, roles=roles, is_admin=is_admin)
+        await self._post_progress(interaction, job)
+        return job
+
+    async def _post_progress(self, interaction: discord.Interaction, job: Job) -> None:
+        position = self.bot.engine.queue_position(job.id)
+        embed = job_embed(job, locale=job.locale, now=self.bot.clock.now(), queue_position=position)
+        message = await interaction.followup.send(
+            embed=embed,
+            view=progress_view(job, job.locale),
+            wait=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        await self.bot.live.attach(
+            job.id,
+            channel_id=interaction.channel_id,
+            message_id=message.id,
+            interaction_token=interaction.token,
+        )
+
+    async def _rewrite(self, interaction: discord.Interaction, prompt: str) -> str:
+        if interaction.guild_id is None or "@" not in prompt:
+            return prompt
+        return await self.bot.db.characters.rewrite_prompt(interaction.guild_id, prompt)
+
+    async def _read_image(self, attachment: discord.Attachment) -> ImageInput:
+        try:
+            data = await attachment.read()
+        except discord.HTTPException:
+            raise UserFacingError("image_unreachable", name=attachment.filename) from None
+        return reference_image(attachment.filename, data, self.bot.settings.max_image_bytes)
+
+    # -- the buttons' and modals' callbacks (bot.ui.views.JobActions) ----------------
+
+    async def on_rerun(self, interaction: discord.Interaction, job_id: int) -> None:
+        await self._guarded(interaction, self._rerun, job_id)
+
+    async def _rerun(self, interaction: discord.Interaction, job_id: int) -> None:
+        source = await self._job(job_id)
+        await interaction.response.defer(thinking=True)
+        await self.start_job(interaction, source.request, parent=source.id)
+
+    async def on_remix(self, interaction: discord.Interaction, job_id: int) -> None:
+        await self._guarded(interaction, self._open_remix, job_id)
+
+    async def _open_remix(self, interaction: discord.Interaction, job_id: int) -> None:
+        source = await self._job(job_id)
+        if source.request.private:
+            raise JobError("remix_private", job_id)
+        await interaction.response.send_modal(RemixModal(job_id, locale_of(interaction)))
+
+    async def on_remix_submit(
+        self, interaction: discord.Interaction, job_id: int, prompt: str
+    ) -> None:
+        async def go(interaction: discord.Interaction, job_id: int) -> None:
+            rewritten = await self._rewrite(interaction, prompt)
+            await interaction.response.defer(thinking=True)
+            roles, is_admin = member_context(interaction)
+            new = await self.bot.engine.remix(
+                job_id,
+                rewritten,
+                user_id=interaction.user.id,
+                roles=roles,
+                is_admin=is_admin,
+                channel_id=interaction.channel_id,
+                interaction_token=interaction.token,
+                locale=locale_of(interaction),
+            )
+            await self._post_progress(interaction, new)
+
+        await self._guarded(interaction, go, job_id)
+
+    async def on_details(self, interaction: discord.Interaction, job_id: int) -> None:
+        async def go(interaction: discord.Interaction, job_id: int) -> None:
+            job = await self._job(job_id)
+            embed = job_embed(
+                job, locale=locale_of(interaction), now=self.bot.clock.now(), details=True
+            )
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+
+        await self._guarded(interaction, go, job_id)
+
+    async def on_cancel(self, interaction: discord.Interaction, job_id: int) -> None:
+        async def go(interaction: discord.Interaction, job_id: int) -> None:
+            _roles, is_admin = member_context(interaction)
+            job = await self.bot.engine.cancel(
+                job_id, user_id=interaction.user.id, is_admin=is_admin
+            )
+            await interaction.response.send_message(
+                t("cancelled_ok", locale_of(interaction), id=job.id), ephemeral=True
+            )
+
+        await self._guarded(interaction, go, job_id)
+
+    async def on_storyboard_submit(
+        self,
+        interaction: discord.Interaction,
+        options: dict[str, object],
+        shots: Sequence[Shot],
+        prompt: str,
+    ) -> None:
+        async def go(interaction: discord.Interaction, _job_id: int) -> None:
+            rewritten = await self._rewrite(interaction, prompt)
+            request = VideoRequest.build(**options, prompt=rewritten, storyboard=list(shots))
+            await interaction.response.defer(thinking=True)
+            await self.start_job(interaction, request)
+
+        await self._guarded(interaction, go, 0)
+
+    async def _guarded(
+        self,
+        interaction: discord.Interaction,
+        action: Callable[[discord.Interaction, int], Awaitable[None]],
+        job_id: int,
+    ) -> None:
+        """Components and modals bypass the tree's error handler; render errors the same way."""
+        try:
+            await action(interaction, job_id)
+        except Exception as exc:
+            text = describe_error(exc, locale_of(interaction))
+            if text is None:
+                await self.bot.tree.on_error(interaction, app_commands.AppCommandError(str(exc)))
+                raise
+            await reply_privately(interaction, text)
+
+    async def _job(self, job_id: int) -> Job:
+        job = await self.bot.db.jobs.get(job_id)
+        if job is None:
+            raise JobError("job_not_found", job_id)
+        return job
+
+
+async def setup(bot: VideoBot) -> None:
+    await bot.add_cog(Video(bot))

@@ -115,6 +115,6 @@ def png_bytes(size: int = 16) -> bytes:
 
 
 @pytest.fixture
-def fake_discord_options() -> dict[str, Any]:  # noqa: F811
+def fake_discord_options() -> dict[str, Any]:
     """Generous edit buckets, so tests that don't study rate limits don't wait for them."""
     return {"edit_rate_limit": (50, 1.0)}

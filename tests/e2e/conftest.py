@@ -118,3 +118,48 @@ def png_bytes(size: int = 16) -> bytes:
 def fake_discord_options() -> dict[str, Any]:
     """Generous edit buckets, so tests that don't study rate limits don't wait for them."""
     return {"edit_rate_limit": (50, 1.0)}
+
+
+FINAL_TITLES = ("✅", "❌", "🚫", "⌛", "🔁")
+
+
+def title(message: Any) -> str:
+    return str(message.embeds[0].get("title", "")) if message.embeds else ""
+
+
+def is_final(message: Any) -> bool:
+    return not message.deleted and title(message).startswith(FINAL_TITLES)
+
+
+async def final_message(fake: FakeDiscord, job_id: int | None = None, timeout: float = 15) -> Any:
+    """The message showing a finished job (wherever it lives), once it is final."""
+
+    def match(message: Any) -> bool:
+        if not is_final(message):
+            return False
+        footer = str(message.embeds[0].get("footer", {}).get("text", ""))
+        return job_id is None or f"#{job_id}" in footer
+
+    return await fake.wait_for_message(match, timeout)
+
+
+def button_ids(message: Any) -> list[str]:
+    return [
+        c.get("custom_id") or c.get("url")
+        for row in message.components
+        for c in row.get("components", [])
+    ]
+
+
+def modal_fields(opening: Any, values: dict[str, str]) -> dict[str, str]:
+    """Map label fragments to the modal's generated input ids."""
+    fields: dict[str, str] = {}
+    for item in opening.modal.get("components", []):
+        inputs = [item["component"]] if item.get("type") == 18 else item.get("components", [])
+        label_of_row = item.get("label", "")
+        for component in inputs:
+            label = component.get("label") or label_of_row
+            for fragment, value in values.items():
+                if fragment.lower() in label.lower():
+                    fields[component["custom_id"]] = value
+    return fields

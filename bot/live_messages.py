@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DISCORD_UPLOAD_LIMIT = 10 * 1024 * 1024
+DISCORD_TOKEN_LIFETIME = 15 * 60
 
 
 @dataclass
@@ -194,10 +195,12 @@ class LiveMessages:
 
     # -- where the message lives ----------------------------------------------------
 
+    def _token_age(self, job: Job) -> float:
+        return (self.clock.now() - job.created_at).total_seconds()
+
     def _token_fresh(self, job: Job) -> bool:
-        if not job.interaction_token:
-            return False
-        return (self.clock.now() - job.created_at).total_seconds() < self.token_ttl
+        """Trusted for progress edits (`token_ttl` keeps a margin before Discord's limit)."""
+        return bool(job.interaction_token) and self._token_age(job) < self.token_ttl
 
     async def _edit_or_post(self, job: Job, **content: Any) -> None:
         """Edit the job's message through the interaction while its token lives, then through
@@ -240,7 +243,7 @@ class LiveMessages:
         await self.bot.db.jobs.set_message(
             job.id, channel_id=job.channel_id, message_id=message.id, interaction_token=None
         )
-        if old_token and old_message and self._token_fresh(job):
+        if old_token and old_message and self._token_age(job) < DISCORD_TOKEN_LIFETIME:
             await _quietly(
                 discord.Webhook.partial(
                     self.bot.application_id or 0, old_token, client=self.bot

@@ -19,7 +19,7 @@ async def test_a_restart_mid_job_still_delivers_once_and_charges_once(
     first = await start_bot()
     inter = await fake_discord.run_slash("video", {"prompt": "a ship in a storm"})
     await inter.wait_until(
-        lambda i: i.original is not None and "%" in title(i.original) or bool(relay.jobs)
+        lambda i: (i.original is not None and "%" in title(i.original)) or bool(relay.jobs)
     )
     await asyncio.wait_for(_until(lambda: bool(relay.jobs)), 5)
     row = await first.db.jobs.get(1)

@@ -21,6 +21,7 @@ from bot.settings import Settings
 from bot.store.database import Database
 from bot.tree import VideoTree
 from bot.ui.i18n import BotTranslator
+from bot.ui.views import JobActions
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class VideoBot(commands.AutoShardedBot):
     relay: RelayClient
     engine: JobEngine
     live: LiveMessages
+    job_actions: JobActions  # set by the video cog; the persistent buttons call it
 
     def __init__(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING
 
 import discord
@@ -116,7 +117,7 @@ class Characters(
     @delete.autocomplete("alias")
     async def alias_autocomplete(
         self, interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
+    ) -> builtins.list[app_commands.Choice[str]]:
         if interaction.guild_id is None:
             return []
         found = await self.bot.db.characters.search(

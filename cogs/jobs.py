@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING
 
 import discord
@@ -66,7 +67,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description=_("Your video
     @cancel.autocomplete("id")
     async def job_autocomplete(
         self, interaction: discord.Interaction, current: int | str
-    ) -> list[app_commands.Choice[int]]:
+    ) -> builtins.list[app_commands.Choice[int]]:
         jobs = await self.bot.db.jobs.recent_for_user(
             interaction.guild_id, interaction.user.id, limit=25
         )

@@ -14,7 +14,7 @@ from bot.images import check_declared, reference_image
 from bot.jobs.engine import JobError
 from bot.relay.models import ImageInput, Shot, VideoRequest
 from bot.store.jobs import Job, NewJob
-from bot.tree import UserFacingError, describe_error, locale_of, reply_privately
+from bot.tree import UserFacingError, locale_of, render_error
 from bot.ui.embeds import job_embed
 from bot.ui.i18n import t
 from bot.ui.views import JOB_BUTTONS, RemixModal, StoryboardModal, progress_view
@@ -70,7 +70,8 @@ class Video(commands.Cog):
         image3=_("Another reference image"),
         private=_("Keep the video unpublished at the relay (it can't be remixed)"),
     )
-    @app_commands.choices(orientation=ORIENTATIONS, duration=DURATIONS, model=MODELS)
+    @app_commands.choices(orientation=ORIENTATIONS, model=MODELS)
+    @app_commands.choices(duration=DURATIONS)
     async def video(
         self,
         interaction: discord.Interaction,
@@ -115,7 +116,8 @@ class Video(commands.Cog):
         orientation=_("Portrait (default) or landscape"),
         model=_("sora-2 (default) or sora-2-pro"),
     )
-    @app_commands.choices(orientation=ORIENTATIONS, duration=DURATIONS, model=MODELS)
+    @app_commands.choices(orientation=ORIENTATIONS, model=MODELS)
+    @app_commands.choices(duration=DURATIONS)
     async def storyboard(
         self,
         interaction: discord.Interaction,
@@ -282,11 +284,7 @@ class Video(commands.Cog):
         try:
             await action(interaction, job_id)
         except Exception as exc:
-            text = describe_error(exc, locale_of(interaction))
-            if text is None:
-                await self.bot.tree.on_error(interaction, app_commands.AppCommandError(str(exc)))
-                raise
-            await reply_privately(interaction, text)
+            await render_error(interaction, exc)
 
     async def _job(self, job_id: int) -> Job:
         job = await self.bot.db.jobs.get(job_id)

@@ -271,9 +271,10 @@ class JobEngine:
         self._idle.clear()
         task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _t, job_id=job.id: self._on_task_done(job_id))
+        task.add_done_callback(self._on_task_done)
 
-    def _on_task_done(self, job_id: int) -> None:
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        job_id = int(task.get_name().removeprefix("job-"))
         self._tasks.pop(job_id, None)
         self.queue.done(job_id)
         if not self._stopping:
@@ -314,7 +315,7 @@ class JobEngine:
         if job.relay_id and job.format != "chat":
             started = job.started_at or job.created_at
             remaining = total - (self.clock.now() - started).total_seconds()
-            return self.relay.resume(job.relay_id, job.format, deadline=max(remaining, 0.0))  # type: ignore[arg-type]
+            return self.relay.resume(job.relay_id, job.format, deadline=max(remaining, 0.0))
         await self.db.jobs.mark_submitting(job.id)
         return self.relay.generate(job.request, deadline=total)
 

@@ -476,6 +476,7 @@ class FakeInteraction:
     payload: dict[str, Any]
     created_at: float
     response: CallbackRecord | None = None
+    dispatched_at: float | None = None  # when INTERACTION_CREATE was written to the socket
     original: RecordedMessage | None = None
     followups: list[RecordedMessage] = field(default_factory=list)
     message: RecordedMessage | None = None  # the message a component lives on

@@ -1161,6 +1161,7 @@ class FakeDiscord:
         self.interactions[iid] = inter
         self._by_token[token] = inter
         await self.gateway.dispatch_to_guild(guild.id, "INTERACTION_CREATE", payload)
+        inter.dispatched_at = self.clock()
         return inter
 
     def _option(

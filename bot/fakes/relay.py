@@ -88,6 +88,7 @@ class Behaviour:
     chat_keepalive: bool = True  # ": PING" comment lines between chunks
     chat_usage_chunk: bool = True  # a usage-only chunk with "choices": []
     chat_error_line: bool = False  # a failure as `data: {"error": ...}` instead of text
+    chat_seconds: float = 0.0  # spread the stream's chunks over this long (on `clock`)
     video_bytes: int = 4096  # size of each fake MP4
     cdn_content_length: bool = True  # False: chunked, no Content-Length
     retry_after_hint: float | None = None  # Retry-After header on submit/poll answers
@@ -703,7 +704,10 @@ class FakeRelay:
             return f"data: {_dumps(obj)}\n\n"
 
         await send(chunk({"role": "assistant", "content": ""}))
+        step = b.chat_seconds / max(len(deltas), 1)
         for delta in deltas:
+            if step > 0:
+                await (self.clock.sleep(step) if self.clock else asyncio.sleep(step))
             if cut_after is not None and sent >= cut_after:
                 if fault is not None and fault.wait is not None:
                     await fault.wait.wait()

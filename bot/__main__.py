@@ -3,6 +3,7 @@
     python -m bot                 # same as `run`
     python -m bot sync [--guild ID]
     python -m bot check
+    python -m bot sandbox [--lang zh-CN] [--format task|official|chat|all]
     python -m bot generate [--format chat|task|official] [--portrait|--landscape]
                            [--duration 10|15|25] [--hd] [--model M] [--image PATH_OR_URL]... PROMPT
 
@@ -62,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--model", default="sora-2")
     gen.add_argument("--image", action="append", default=[], metavar="PATH_OR_URL")
     gen.add_argument("prompt", metavar="PROMPT")
+    box = sub.add_parser("sandbox", help="replay a scripted session offline, on built-in fakes")
+    box.add_argument("--lang", default="en-US", help="the member's Discord locale, e.g. zh-CN")
+    box.add_argument("--format", choices=["task", "official", "chat", "all"], default="all")
     return parser
 
 
@@ -178,6 +182,10 @@ def _sync(settings: Settings, guild_id: int | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
+    if command == "sandbox":  # no keys, no .env: everything it needs is built in
+        from bot.sandbox import main as sandbox
+
+        return sandbox(args)
     try:
         settings = load_settings()
         if command in ("check", "generate"):

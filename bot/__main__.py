@@ -147,21 +147,26 @@ async def _generate(args: argparse.Namespace, settings: Settings, request: Video
 
 
 async def _check(settings: Settings) -> int:
-    from bot.relay.client import RelayClient
+    """Reach every configured relay, validate its key, list its models: one block each."""
+    from bot.relay.pool import RelayPool
 
-    client = RelayClient.from_settings(settings)
-    print(f"relay: {client.base_url}")
-    print(f"format: {client.format}")
+    pool = RelayPool.from_settings(settings)
     try:
-        async with client:
-            models = await client.list_models()
-    except RelayError as err:
-        _say(_relay_failure(err))
-        return EXIT_FAILED
-    print("key: accepted")
-    shown = ", ".join(models[:20]) + (", …" if len(models) > 20 else "")
-    print(f"models: {len(models)} ({shown})")
-    return 0
+        report = await pool.health()
+    finally:
+        await pool.aclose()
+    failed = 0
+    for member, health in zip(pool.members, report, strict=True):
+        print(f"relay: {health.name} ({health.format}) {member.client.base_url}")
+        if not health.ok:
+            failed += 1
+            _say(f"relay {health.name}: {health.error}")
+            continue
+        latency = f"{health.latency * 1000:.0f} ms" if health.latency is not None else "?"
+        print(f"key: accepted ({latency})")
+        shown = ", ".join(health.models[:20]) + (", …" if len(health.models) > 20 else "")
+        print(f"models: {len(health.models)} ({shown})")
+    return EXIT_FAILED if failed else 0
 
 
 def _run(settings: Settings) -> int:

@@ -16,7 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
 from bot.jobs.engine import JobEngine
 from bot.live_messages import LiveMessages
-from bot.relay.client import RelayClient
+from bot.relay.pool import RelayPool
 from bot.settings import Settings
 from bot.store.database import Database
 from bot.tree import VideoTree
@@ -40,7 +40,7 @@ class VideoBot(commands.AutoShardedBot):
     """The bot. Shards automatically; needs no privileged intents."""
 
     db: Database
-    relay: RelayClient
+    relay: RelayPool
     engine: JobEngine
     live: LiveMessages
     job_actions: JobActions  # set by the video cog; the persistent buttons call it
@@ -83,7 +83,7 @@ class VideoBot(commands.AutoShardedBot):
             default_guild_monthly=s.quota_guild_monthly,
             default_user_daily=s.quota_user_daily,
         )
-        self.relay = RelayClient.from_settings(s, clock=self.clock)
+        self.relay = RelayPool.from_settings(s, clock=self.clock)
         self.engine = JobEngine(
             self.db,
             self.relay,
@@ -122,7 +122,8 @@ class VideoBot(commands.AutoShardedBot):
 
 
 async def run_bot(settings: Settings) -> None:
-    settings.require("discord_token", "relay_base_url", "relay_api_key")
+    settings.require("discord_token")
+    settings.relay_configs()  # fails with one line when no relay is configured
     point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
     assert settings.discord_token is not None
     async with VideoBot(settings) as bot:

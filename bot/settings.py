@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RelayFormat = Literal["chat", "task", "official"]
@@ -21,6 +21,29 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable."""
+
+
+def _check_url(value: str) -> str:
+    value = value.strip()
+    if value and not value.startswith(("http://", "https://", "ws://", "wss://")):
+        raise ValueError("must start with http:// or https:// (ws:// or wss:// for the gateway)")
+    return value.rstrip("/")
+
+
+class RelayConfig(BaseModel):
+    """One relay in `RELAYS` (a JSON list), tried in order."""
+
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[\w.-]+$")
+    base_url: str = Field(min_length=1)
+    api_key: SecretStr
+    format: RelayFormat = "task"
+    chat_style: ChatStyle = "suffix"
+    chat_model: str = "sora_video2"
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
 
 
 class Settings(BaseSettings):
@@ -47,6 +70,9 @@ class Settings(BaseSettings):
     relay_chat_style: ChatStyle = "suffix"
     relay_chat_model: str = "sora_video2"
     relay_timeout: float = Field(default=30.0, gt=0)
+    relays: list[RelayConfig] = Field(default_factory=list)
+    relay_failure_threshold: int = Field(default=3, ge=1)
+    relay_cooldown_seconds: float = Field(default=60.0, ge=0)
 
     # Storage and logs
     database_path: Path = Path("data/bot.db")
@@ -72,12 +98,32 @@ class Settings(BaseSettings):
     @field_validator("relay_base_url", "discord_api_base", "discord_gateway_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = value.strip()
-        if value and not value.startswith(("http://", "https://", "ws://", "wss://")):
-            raise ValueError(
-                "must start with http:// or https:// (ws:// or wss:// for the gateway)"
+        return _check_url(value)
+
+    @field_validator("relays")
+    @classmethod
+    def _unique_names(cls, value: list[RelayConfig]) -> list[RelayConfig]:
+        names = [relay.name for relay in value]
+        if len(set(names)) != len(names):
+            raise ValueError("relay names must be unique")
+        return value
+
+    def relay_configs(self) -> list[RelayConfig]:
+        """`RELAYS` when set; otherwise the single relay of the `RELAY_*` variables."""
+        if self.relays:
+            return self.relays
+        self.require("relay_base_url", "relay_api_key")
+        assert self.relay_api_key is not None
+        return [
+            RelayConfig(
+                name="default",
+                base_url=self.relay_base_url,
+                api_key=self.relay_api_key,
+                format=self.relay_format,
+                chat_style=self.relay_chat_style,
+                chat_model=self.relay_chat_model,
             )
-        return value.rstrip("/")
+        ]
 
     def require(self, *names: str) -> None:
         """Fail with one line naming the first of `names` that is unset."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -10,11 +9,9 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
-from bot.relay.errors import RelayError
 from bot.tree import locale_of
 from bot.ui.embeds import quota_embed, relay_status_embed
 from bot.ui.i18n import t
-from bot.ui.records import RelayHealth
 
 if TYPE_CHECKING:
     from bot.app import VideoBot
@@ -130,17 +127,10 @@ class Relay(commands.GroupCog, group_name="relay", group_description=_("Check th
     @app_commands.command(name="status", description=_("Check the video services"))
     async def status(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        started = time.perf_counter()
-        try:
-            models = await self.bot.relay.list_models()
-            health = RelayHealth("default", True, time.perf_counter() - started, models, None)
-        except RelayError as exc:
-            health = RelayHealth("default", False, None, (), exc.user_message)
-        embed = relay_status_embed([health], locale_of(interaction))
+        locale = locale_of(interaction)
+        embed = relay_status_embed(await self.bot.relay.health(), locale)
         running, waiting = self.bot.engine.queue.running, len(self.bot.engine.queue)
-        embed.set_footer(
-            text=t("queue.summary", locale_of(interaction), running=running, waiting=waiting)
-        )
+        embed.set_footer(text=t("queue.summary", locale, running=running, waiting=waiting))
         await interaction.followup.send(embed=embed, ephemeral=True)
 
 

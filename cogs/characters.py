@@ -54,6 +54,7 @@ class Characters(
         if await self.bot.db.characters.get(interaction.guild_id, alias) is not None:
             raise UserFacingError("alias_taken", alias=f"@{alias}")
         from_task = None
+        relay_name = None
         clip_url = url
         if video is not None:
             if not (video.content_type or "").startswith("video/"):
@@ -66,9 +67,10 @@ class Characters(
             if source.status != "succeeded" or not source.relay_id:
                 raise JobError("remix_not_finished", job)
             from_task = source.relay_id
+            relay_name = source.relay_name
         await interaction.response.defer(thinking=True)
         character = await self.bot.relay.create_character(
-            url=clip_url, from_task=from_task, start=start, end=end
+            url=clip_url, from_task=from_task, start=start, end=end, relay_name=relay_name
         )
         saved = await self.bot.db.characters.add(
             interaction.guild_id,

@@ -43,16 +43,23 @@ JobListener = Callable[[JobUpdate], Awaitable[None]]
 
 
 class Relay(Protocol):
-    """What the engine needs from a relay client (see `bot.relay.client.RelayClient`)."""
-
-    format: RelayFormat
+    """What the engine needs from its relays (see `bot.relay.pool.RelayPool`)."""
 
     def generate(
-        self, request: VideoRequest, *, deadline: float | None = None
+        self,
+        request: VideoRequest,
+        *,
+        deadline: float | None = None,
+        relay_name: str | None = None,
     ) -> AsyncIterator[Event]: ...
 
     def resume(
-        self, relay_id: str, format: RelayFormat, *, deadline: float | None = None
+        self,
+        relay_id: str,
+        format: RelayFormat,
+        *,
+        deadline: float | None = None,
+        relay_name: str | None = None,
     ) -> AsyncIterator[Event]: ...
 
 
@@ -93,11 +100,9 @@ class JobEngine:
         max_running: int = 8,
         max_per_guild: int = 3,
         deadline_minutes: float = 20.0,
-        relay_name: str = "default",
     ) -> None:
         self.db = db
         self.relay = relay
-        self.relay_name = relay_name
         self.costs = costs or CostTable()
         self.clock = clock or SystemClock()
         self.deadline_minutes = deadline_minutes
@@ -184,7 +189,6 @@ class JobEngine:
             user_id=user_id,
             request=source.request,
             format=source.format,
-            relay_name=self.relay_name,
             interaction_token=interaction_token,
             locale=locale or source.locale,
             parent_job_id=source.id,
@@ -220,7 +224,7 @@ class JobEngine:
             user_id=user_id,
             request=request,
             format="official",
-            relay_name=self.relay_name,
+            relay_name=source.relay_name,
             interaction_token=interaction_token,
             locale=locale or source.locale,
             parent_job_id=source.id,
@@ -315,14 +319,18 @@ class JobEngine:
         if job.relay_id and job.format != "chat":
             started = job.started_at or job.created_at
             remaining = total - (self.clock.now() - started).total_seconds()
-            return self.relay.resume(job.relay_id, job.format, deadline=max(remaining, 0.0))
+            return self.relay.resume(
+                job.relay_id, job.format, deadline=max(remaining, 0.0), relay_name=job.relay_name
+            )
         await self.db.jobs.mark_submitting(job.id)
-        return self.relay.generate(job.request, deadline=total)
+        # A remix must go to the relay that made its source; anything else may fail over.
+        pinned = job.relay_name if job.request.remix_of else None
+        return self.relay.generate(job.request, deadline=total, relay_name=pinned)
 
     async def _handle(self, job_id: int, event: Event) -> None:
         match event:
-            case Submitted(relay_id=relay_id):
-                await self.db.jobs.mark_running(job_id, relay_id)
+            case Submitted(relay_id=relay_id, relay=relay_name, format=fmt):
+                await self.db.jobs.mark_running(job_id, relay_id, relay_name=relay_name, format=fmt)
                 await self._emit(JobUpdate("progress", await self._get(job_id)))
             case Progress(percent=percent, phase=phase):
                 await self.db.jobs.set_progress(job_id, percent, phase)

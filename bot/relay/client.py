@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,7 +25,7 @@ from bot.relay.models import (
 from bot.relay.polling import expected_seconds
 
 if TYPE_CHECKING:
-    from bot.settings import Settings
+    from bot.settings import RelayConfig, Settings
 
 CHARACTERS_PATH = "/sora/v1/characters"
 MODELS_PATH = "/v1/models"
@@ -56,6 +56,20 @@ class RelayClient:
         self.chat_model = chat_model
         self._http = RelayHTTP(
             base_url, api_key, timeout=timeout, clock=clock, transport=transport, retry=retry
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: RelayConfig, *, timeout: float = 30.0, clock: Clock | None = None
+    ) -> RelayClient:
+        return cls(
+            config.base_url,
+            config.api_key,
+            format=config.format,
+            chat_style=config.chat_style,
+            chat_model=config.chat_model,
+            timeout=timeout,
+            clock=clock,
         )
 
     @classmethod
@@ -104,7 +118,7 @@ class RelayClient:
 
     async def generate(
         self, request: VideoRequest, *, deadline: float | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         fmt = self.format_for(request)
         events: AsyncGenerator[Event, None]
         if fmt == "task":
@@ -129,7 +143,7 @@ class RelayClient:
 
     async def resume(
         self, relay_id: str, format: RelayFormat, *, deadline: float | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Poll a job submitted earlier (maybe by another process); no `Submitted` event.
 
         `deadline` counts from now. A chat stream cannot be resumed (`ValueError`).

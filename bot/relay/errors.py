@@ -20,6 +20,9 @@ class RelayError(Exception):
     default_message: ClassVar[str] = "The video service failed; please try again later."
     retryable: ClassVar[bool] = False
     refund: ClassVar[bool] = True
+    #: The relay certainly did not take the job (refused outright, or never reached), so
+    #: the job may go to another relay without any risk of being billed twice.
+    rejected: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -34,6 +37,11 @@ class RelayError(Exception):
         self.status = status
         self.request_id = request_id
         self.user_message = user_message or self.default_message
+        self.unreached = False  # set when the request never left this machine
+
+    @property
+    def safe_to_resubmit(self) -> bool:
+        return self.rejected or self.unreached
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status!r}, detail={self.detail!r})"
@@ -69,6 +77,7 @@ class AuthenticationError(RelayError):
     """The relay rejected the key (401, or 403 without a credit reason)."""
 
     code = "relay_auth"
+    rejected = True
     default_message = "The bot's video service key was rejected; ask a server admin to check it."
 
 
@@ -76,6 +85,7 @@ class InsufficientCreditError(RelayError):
     """The relay account or key has run out of credit."""
 
     code = "relay_credit"
+    rejected = True
     default_message = "The bot's video service account is out of credit; ask a server admin."
 
 
@@ -83,6 +93,7 @@ class RateLimitedError(RelayError):
     """429 from the relay: too many requests, or the upstream is saturated."""
 
     code = "rate_limited"
+    rejected = True
     default_message = "The video service is busy; try again in a minute."
     retryable = True
 
@@ -103,6 +114,7 @@ class ModelUnavailableError(RelayError):
     """The relay offers no channel for this model right now."""
 
     code = "model_unavailable"
+    rejected = True
     default_message = "That model is not available on the video service right now; try another."
 
 

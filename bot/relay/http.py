@@ -463,7 +463,7 @@ class RelayHTTP:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the relay: safe to try again.
                 if attempt >= self.retry.submit_connect_retries:
-                    raise self.error_from_exception(exc, f"POST {path}") from None
+                    raise _unreached(self.error_from_exception(exc, f"POST {path}")) from None
                 delay = self.retry.delay(attempt, None, self._rng)
                 log.info("relay unreachable for POST %s; retry in %.1fs", path, delay)
                 attempt += 1
@@ -501,7 +501,7 @@ class RelayHTTP:
                     break
                 except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                     if attempt >= self.retry.submit_connect_retries:
-                        raise self.error_from_exception(exc, f"POST {path}") from None
+                        raise _unreached(self.error_from_exception(exc, f"POST {path}")) from None
                     attempt += 1
                     await self.clock.sleep(self.retry.delay(attempt - 1, None, self._rng))
                 except httpx.HTTPError as exc:
@@ -555,3 +555,9 @@ def _retryable(err: RelayError) -> bool:
     if isinstance(err, InvalidResponseError):
         return True
     return err.status is None or err.status in RETRY_STATUSES or err.status >= 500
+
+
+def _unreached(error: RelayError) -> RelayError:
+    """Mark a submit that never reached the relay: another relay may take the job."""
+    error.unreached = True
+    return error

@@ -227,9 +227,14 @@ def _first_sentence(exc: ValidationError) -> InvalidRequest:
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    """The relay accepted the job. `relay_id` lets polling resume after a restart."""
+    """The relay accepted the job. `relay_id` lets polling resume after a restart.
+
+    `relay` and `format` name which relay took it, when a pool of relays chose one.
+    """
 
     relay_id: str | None
+    relay: str | None = None
+    format: RelayFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)

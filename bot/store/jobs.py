@@ -126,13 +126,22 @@ class JobRepo:
         """False if the job is already final (e.g. cancelled meanwhile)."""
         return await self._update_active(job_id, "status = 'submitting'", ())
 
-    async def mark_running(self, job_id: int, relay_id: str | None) -> bool:
-        """Record the relay's id (kept if None is passed) and when rendering started."""
+    async def mark_running(
+        self,
+        job_id: int,
+        relay_id: str | None,
+        *,
+        relay_name: str | None = None,
+        format: RelayFormat | None = None,
+    ) -> bool:
+        """Record the relay's id, which relay took the job and in which format (each kept
+        if None is passed), and when rendering started."""
         return await self._update_active(
             job_id,
             "status = 'running', relay_id = COALESCE(?, relay_id),"
+            " relay_name = COALESCE(?, relay_name), format = COALESCE(?, format),"
             " started_at = COALESCE(started_at, ?)",
-            (relay_id, to_db(self._db.clock.now())),
+            (relay_id, relay_name, format, to_db(self._db.clock.now())),
         )
 
     async def set_progress(self, job_id: int, percent: float | None, phase: str | None) -> bool:

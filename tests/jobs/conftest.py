@@ -14,6 +14,7 @@ from bot.fakes.relay import FakeRelay
 from bot.jobs.engine import JobEngine, JobUpdate
 from bot.relay.client import RelayClient
 from bot.relay.models import RelayFormat, VideoRequest
+from bot.relay.pool import RelayPool
 from bot.store.database import Database
 from bot.store.jobs import NewJob
 
@@ -77,7 +78,7 @@ async def open_engine(relay: FakeRelay, clock: FakeClock, db_path: Path):
             default_user_daily=kw.pop("user_daily", 100),  # type: ignore[arg-type]
         )
         client = RelayClient(relay.url, SecretStr(KEY), format=fmt, clock=clock)
-        engine = JobEngine(db, client, clock=clock, **kw)  # type: ignore[arg-type]
+        engine = JobEngine(db, RelayPool([("default", client)], clock=clock), clock=clock, **kw)  # type: ignore[arg-type]
         recorder = Recorder()
         engine.add_listener(recorder)
         opened.append((engine, db, client))

@@ -1,0 +1,270 @@
+"""Several relays in order of preference, with failover and a circuit breaker each.
+
+Relays go down and run out of credit; a server owner who pays for two wants the second
+to take over. A job moves on to the next relay only when the previous one certainly did
+not take it (refused outright, or never reached): once a relay may have accepted a job,
+the job stays with it, because submitting it elsewhere could bill the operator twice.
+A relay that keeps failing is skipped for a cool-down instead of being hammered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.clock import Clock, SystemClock
+from bot.relay.client import RelayClient
+from bot.relay.errors import RelayError, TaskNotFoundError, UnavailableError
+from bot.relay.models import (
+    Character,
+    Event,
+    RelayFormat,
+    Submitted,
+    VideoRequest,
+)
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BreakerState = Literal["closed", "open", "half-open"]
+
+
+class CircuitBreaker:
+    """Closed → open after `threshold` failures in a row → half-open after `cooldown`
+    seconds, when one attempt decides whether it closes again or reopens."""
+
+    def __init__(self, clock: Clock, *, threshold: int = 3, cooldown: float = 60.0) -> None:
+        self.clock = clock
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+        self.last_error: str | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        if self.opened_at is None:
+            return "closed"
+        if self.clock.monotonic() - self.opened_at >= self.cooldown:
+            return "half-open"
+        return "open"
+
+    def allows(self) -> bool:
+        return self.state != "open"
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+        self.last_error = None
+
+    def failed(self, error: RelayError) -> None:
+        self.failures += 1
+        self.last_error = error.code
+        if self.state == "half-open" or self.failures >= self.threshold:
+            self.opened_at = self.clock.monotonic()
+
+
+@dataclass
+class PoolMember:
+    name: str
+    client: RelayClient
+    breaker: CircuitBreaker
+
+
+@dataclass(frozen=True)
+class RelayHealth:
+    """What `/relay status` and `python -m bot check` show for one relay."""
+
+    name: str
+    ok: bool
+    latency: float | None
+    models: Sequence[str]
+    error: str | None
+    format: RelayFormat = "task"
+    breaker: BreakerState = "closed"
+
+
+class AllRelaysUnavailableError(UnavailableError):
+    """Every relay refused the job, was unreachable, or is cooling down."""
+
+
+class RelayPool:
+    """The engine's relay: picks the first healthy relay that takes the job."""
+
+    def __init__(
+        self,
+        members: Sequence[tuple[str, RelayClient]],
+        *,
+        clock: Clock | None = None,
+        threshold: int = 3,
+        cooldown: float = 60.0,
+    ) -> None:
+        if not members:
+            raise ValueError("a relay pool needs at least one relay")
+        self.clock = clock or SystemClock()
+        self.members = [
+            PoolMember(
+                name, client, CircuitBreaker(self.clock, threshold=threshold, cooldown=cooldown)
+            )
+            for name, client in members
+        ]
+        self._by_name = {member.name: member for member in self.members}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> RelayPool:
+        """Every configured relay, in order (a single `RELAY_*` relay is named "default")."""
+        return cls(
+            [
+                (
+                    config.name,
+                    RelayClient.from_config(config, timeout=settings.relay_timeout, clock=clock),
+                )
+                for config in settings.relay_configs()
+            ],
+            clock=clock,
+            threshold=settings.relay_failure_threshold,
+            cooldown=settings.relay_cooldown_seconds,
+        )
+
+    @property
+    def primary(self) -> RelayClient:
+        return self.members[0].client
+
+    @property
+    def format(self) -> RelayFormat:
+        return self.primary.format
+
+    def format_for(self, request: VideoRequest) -> RelayFormat:
+        """The format the job will most likely use (the first relay's); the engine records
+        the real one when a relay accepts it."""
+        return self.primary.format_for(request)
+
+    async def aclose(self) -> None:
+        for member in self.members:
+            await member.client.aclose()
+
+    # -- the engine's side ------------------------------------------------------------
+
+    async def generate(
+        self,
+        request: VideoRequest,
+        *,
+        deadline: float | None = None,
+        relay_name: str | None = None,
+    ) -> AsyncIterator[Event]:
+        """Offer the job to each relay in turn until one accepts it, then follow that one.
+
+        `relay_name` pins the job to one relay (a remix must go where its source is).
+        """
+        last: RelayError | None = None
+        for member in self._candidates(relay_name):
+            accepted = False
+            try:
+                async with aclosing(member.client.generate(request, deadline=deadline)) as events:
+                    async for event in events:
+                        if isinstance(event, Submitted) and not accepted:
+                            accepted = True
+                            member.breaker.succeeded()
+                            yield Submitted(
+                                event.relay_id,
+                                relay=member.name,
+                                format=member.client.format_for(request),
+                            )
+                            continue
+                        yield event
+                return
+            except RelayError as exc:
+                if accepted or not exc.safe_to_resubmit:
+                    if not accepted and isinstance(exc, UnavailableError):
+                        member.breaker.failed(exc)
+                    raise
+                member.breaker.failed(exc)
+                log.warning(
+                    "relay %s did not take the job (%s); trying the next", member.name, exc.code
+                )
+                last = exc
+        raise last or AllRelaysUnavailableError("every relay is cooling down after failures")
+
+    def resume(
+        self,
+        relay_id: str,
+        format: RelayFormat,
+        *,
+        deadline: float | None = None,
+        relay_name: str | None = None,
+    ) -> AsyncIterator[Event]:
+        """Poll a job where it was submitted; it is never moved to another relay."""
+        member = self.client_member(relay_name)
+        return member.client.resume(relay_id, format, deadline=deadline)
+
+    def _candidates(self, relay_name: str | None) -> list[PoolMember]:
+        if relay_name is not None:
+            return [self.client_member(relay_name)]
+        return [m for m in self.members if m.breaker.allows()]
+
+    def client_member(self, relay_name: str | None) -> PoolMember:
+        member = self._by_name.get(relay_name or "")
+        if member is None and relay_name not in (None, "default"):
+            raise TaskNotFoundError(f"relay {relay_name!r} is no longer configured")
+        return member or self.members[0]
+
+    # -- everything else a relay does -------------------------------------------------
+
+    def client_for(self, relay_name: str | None) -> RelayClient:
+        return self.client_member(relay_name).client
+
+    async def create_character(
+        self,
+        *,
+        url: str | None = None,
+        from_task: str | None = None,
+        start: float,
+        end: float,
+        relay_name: str | None = None,
+    ) -> Character:
+        """Characters live on one relay: the one the source video came from, or the first."""
+        client = self.client_for(relay_name)
+        return await client.create_character(url=url, from_task=from_task, start=start, end=end)
+
+    async def list_models(self) -> list[str]:
+        return await self.primary.list_models()
+
+    async def download(self, url: str, *, max_bytes: int) -> bytes | None:
+        return await self.primary.download(url, max_bytes=max_bytes)
+
+    async def health(self) -> list[RelayHealth]:
+        """Ask every relay for its models; a failure is reported, never raised."""
+        report = []
+        for member in self.members:
+            started = time.perf_counter()
+            try:
+                models = await member.client.list_models()
+            except RelayError as exc:
+                report.append(
+                    RelayHealth(
+                        member.name,
+                        False,
+                        None,
+                        (),
+                        exc.user_message,
+                        member.client.format,
+                        member.breaker.state,
+                    )
+                )
+                continue
+            report.append(
+                RelayHealth(
+                    member.name,
+                    True,
+                    time.perf_counter() - started,
+                    models,
+                    None,
+                    member.client.format,
+                    member.breaker.state,
+                )
+            )
+        return report

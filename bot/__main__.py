@@ -22,8 +22,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+import aiohttp
+import discord
 from pydantic import ValidationError
 
+from bot.jobs.costs import CostTableError
 from bot.logs import secrets_of, setup_logging
 from bot.relay.errors import RelayError
 from bot.relay.models import (
@@ -34,6 +37,7 @@ from bot.relay.models import (
     VideoRequest,
 )
 from bot.settings import Settings, SettingsError, load_settings
+from bot.store.database import SchemaTooNewError
 
 log = logging.getLogger("bot")
 
@@ -123,7 +127,7 @@ def _request(args: argparse.Namespace, settings: Settings) -> VideoRequest:
 async def _generate(args: argparse.Namespace, settings: Settings, request: VideoRequest) -> int:
     from bot.relay.client import RelayClient
 
-    client = RelayClient.from_settings(settings)
+    client = RelayClient.from_config(settings.relay_configs()[0], timeout=settings.relay_timeout)
     if args.format:
         client.format = args.format
     deadline = settings.job_deadline_minutes * 60
@@ -193,14 +197,16 @@ def main(argv: list[str] | None = None) -> int:
         return sandbox(args)
     try:
         settings = load_settings()
-        if command in ("check", "generate"):
-            settings.require("relay_base_url", "relay_api_key")
-        elif command in ("run", "sync"):
+        if command in ("run", "sync"):
             settings.require("discord_token")
+        relays = settings.relay_configs() if command != "sync" else []
     except SettingsError as exc:
         _say(str(exc))
         return EXIT_USAGE
-    setup_logging(settings.log_level, secrets_of(settings.relay_api_key, settings.discord_token))
+    keys = [relay.api_key for relay in relays]
+    setup_logging(
+        settings.log_level, secrets_of(settings.relay_api_key, settings.discord_token, *keys)
+    )
     try:
         match command:
             case "generate":
@@ -218,6 +224,17 @@ def main(argv: list[str] | None = None) -> int:
                 return _run(settings)
     except KeyboardInterrupt:
         return 130
+    except discord.LoginFailure:
+        _say("DISCORD_TOKEN was rejected by Discord; copy the bot token again from the portal.")
+        return EXIT_USAGE
+    except (aiohttp.ClientError, discord.GatewayNotFound, discord.HTTPException) as exc:
+        _say(
+            f"Discord could not be reached ({type(exc).__name__}); check the network and DISCORD_API_BASE."
+        )
+        return EXIT_FAILED
+    except (SettingsError, SchemaTooNewError, CostTableError) as exc:
+        _say(str(exc))
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

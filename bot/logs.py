@@ -57,6 +57,7 @@ def setup_logging(
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RedactingFilter(secrets))
+    handler.addFilter(_without_voice_notices)
     root = logging.getLogger()
     for old in list(root.handlers):
         if getattr(old, "_bot_handler", False):
@@ -67,3 +68,8 @@ def setup_logging(
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("httpcore").setLevel(max(logging.WARNING, root.level))
     return handler
+
+
+def _without_voice_notices(record: logging.LogRecord) -> bool:
+    """The bot never joins voice; discord.py's "voice will NOT be supported" is noise."""
+    return not (record.name == "discord.client" and "voice will NOT be supported" in record.msg)

@@ -228,9 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         _say("DISCORD_TOKEN was rejected by Discord; copy the bot token again from the portal.")
         return EXIT_USAGE
     except (aiohttp.ClientError, discord.GatewayNotFound, discord.HTTPException) as exc:
-        _say(
-            f"Discord could not be reached ({type(exc).__name__}); check the network and DISCORD_API_BASE."
-        )
+        reason = type(exc).__name__
+        _say(f"Discord could not be reached ({reason}); check the network and DISCORD_API_BASE.")
         return EXIT_FAILED
     except (SettingsError, SchemaTooNewError, CostTableError) as exc:
         _say(str(exc))

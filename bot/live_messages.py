@@ -64,6 +64,7 @@ class LiveMessages:
         self._writers: dict[int, _Writer] = {}
         self._closing = False
         self._born = self.clock.now()
+        self._channel_refused: set[int] = set()  # jobs whose channel won't take our posts
 
     # -- engine side ----------------------------------------------------------------
 
@@ -199,8 +200,12 @@ class LiveMessages:
         return (self.clock.now() - job.created_at).total_seconds()
 
     def _token_fresh(self, job: Job) -> bool:
-        """Trusted for progress edits (`token_ttl` keeps a margin before Discord's limit)."""
-        return bool(job.interaction_token) and self._token_age(job) < self.token_ttl
+        """Trusted for progress edits (`token_ttl` keeps a margin before Discord's limit).
+
+        When the channel refused our post, the token is used up to Discord's own limit.
+        """
+        limit = DISCORD_TOKEN_LIFETIME if job.id in self._channel_refused else self.token_ttl
+        return bool(job.interaction_token) and self._token_age(job) < limit
 
     async def _edit_or_post(self, job: Job, **content: Any) -> None:
         """Edit the job's message through the interaction while its token lives, then through
@@ -238,6 +243,11 @@ class LiveMessages:
             message = await channel.send(**_send_args(content))
         except discord.Forbidden:
             log.warning("job %s: no permission to post in channel %s", job.id, job.channel_id)
+            if job.id not in self._channel_refused and job.message_id is not None:
+                # Keep the reply current for as long as Discord takes its token.
+                self._channel_refused.add(job.id)
+                if self._token_fresh(job):
+                    await self._edit_or_post(job, **content)
             return
         old_token, old_message = job.interaction_token, job.message_id
         await self.bot.db.jobs.set_message(

@@ -8,9 +8,11 @@ secret is put on the wire.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
+import pydantic_settings
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,6 +56,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        env_ignore_empty=True,  # `NAME=` in .env means "the default", as .env.example shows
     )
 
     # Discord
@@ -141,6 +144,11 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
     """Read the settings, turning pydantic's report into one line per the first bad variable."""
     try:
         return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except pydantic_settings.SettingsError as exc:  # a JSON value that isn't JSON
+        name = re.search(r'field "(\w+)"', str(exc))
+        raise SettingsError(
+            f"{name[1].upper() if name else 'a setting'} is not valid JSON"
+        ) from None
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"

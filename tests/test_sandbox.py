@@ -78,7 +78,7 @@ async def test_in_process_one_format() -> None:
     await run_session(("official",), "en-US", out)
     text = out.getvalue()
     assert "(official format)" in text and "✅ Done" in text and "📎 sora-1.mp4" in text
-    assert "Your 1 units were refunded." in text
+    assert "Your units were refunded (1 unit)." in text
     assert "You have used 1 of your 2 daily units" in text
 
 

@@ -147,7 +147,7 @@ EN: Final[dict[str, str]] = {
     "embed.error_title": "Something's not right",
     "embed.more": "…and {count} more",
     # Refunds.
-    "refund.refunded": "Your {units} units were refunded.",
+    "refund.refunded": "Your units were refunded ({units} units).",
     "refund.policy_charged": "No refund: content-policy refusals are charged.",
     # Lists.
     "list.jobs_title": "Your recent videos",
@@ -403,7 +403,12 @@ def t(key: str, locale: str | discord.Locale | None, **params: Any) -> str:
         return key
     lang = normalize_locale(locale)
     template = CATALOGUE[lang].get(resolved) or EN[resolved]
-    return template.format_map(_KeepMissing(params))
+    text = template.format_map(_KeepMissing(params))
+    return _ONE_UNIT.sub(r"\1 unit", text) if lang == "en" else text
+
+
+# English plural: the catalogue says "{n} units"; one of them is "1 unit" (Chinese has no plural).
+_ONE_UNIT: Final = re.compile(r"(?<![\d.,])(1) units\b")
 
 
 def has_key(key: str, params: Mapping[str, Any] | None = None) -> bool:

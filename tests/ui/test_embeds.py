@@ -112,13 +112,13 @@ def test_huge_prompt_and_storyboard_stay_within_limits(now: datetime) -> None:
     ("code", "expected"),
     [
         ("rate_limited", "The video service is busy; try again in a minute.\n"
-         "Your 2 units were refunded."),
+         "Your units were refunded (2 units)."),
         ("content_policy", "The video was refused by the content policy; change the prompt or "
          "images and try again.\nNo refund: content-policy refusals are charged."),
         ("internal", "Something went wrong on our side; it has been logged as job #42.\n"
-         "Your 2 units were refunded."),
+         "Your units were refunded (2 units)."),
         ("hd_needs_pro", "HD needs sora-2-pro; pick that model or turn HD off.\n"
-         "Your 2 units were refunded."),
+         "Your units were refunded (2 units)."),
     ],
 )  # fmt: skip
 def test_failure_sentence_and_refund_note(code: str, expected: str, now: datetime) -> None:
@@ -148,7 +148,7 @@ def test_explicit_refunded_flag_wins(now: datetime) -> None:
 
     flagged = RefundedJob(status="cancelled")
     values = [f.value for f in job_embed(flagged, locale="en", now=now).fields]
-    assert "Your 2 units were refunded." in values
+    assert "Your units were refunded (2 units)." in values
 
 
 @pytest.mark.parametrize(

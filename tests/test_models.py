@@ -72,3 +72,11 @@ def test_cameo_timestamps_span_one_to_three_seconds(start: float, end: float, ok
     else:
         with pytest.raises(InvalidRequest):
             VideoRequest.build(**fields)
+
+
+def test_a_character_mention_keeps_spaces_on_both_sides() -> None:
+    assert VideoRequest.build(prompt="@cookie.dancer waves ").prompt == " @cookie.dancer waves"
+    assert (
+        VideoRequest.build(prompt=" a stage with @other.user").prompt == "a stage with @other.user "
+    )
+    assert VideoRequest.build(prompt="mail bob@example.com").prompt == "mail bob@example.com"

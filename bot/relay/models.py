@@ -23,6 +23,7 @@ PRO_MODEL = "sora-2-pro"
 DEFAULT_MODEL = "sora-2"
 MAX_PROMPT_CHARS = 4000
 MAX_IMAGES = 3
+_MENTION_AT_END = re.compile(r"(?:^|\s)@[\w.-]+$")
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
 
@@ -143,7 +144,13 @@ class VideoRequest(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str) -> str:
-        return value.strip()
+        """Trim, but keep the space relays need around a character `@username` at either end."""
+        value = value.strip()
+        if value.startswith("@"):
+            value = " " + value
+        if _MENTION_AT_END.search(value):
+            value += " "
+        return value
 
     @model_validator(mode="after")
     def _rules(self) -> VideoRequest:

@@ -1,0 +1,24 @@
+"""The secret scan itself: it would notice a leak (every other test here runs under it)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from .conftest import DISCORD_TOKEN, RELAY_KEY, LeakScan, leaks_in
+
+
+def test_leak_scan_catches_the_key_and_the_token_even_masked(
+    caplog: pytest.LogCaptureFixture, no_secret_leaks: LeakScan
+) -> None:
+    """A log line with the relay key, an embed with the masked token: both are reported."""
+    logging.getLogger("bot.relay").info("relay said: bad key %s", RELAY_KEY)
+    masked = f"Bot {DISCORD_TOKEN[:3]}***{DISCORD_TOKEN[3:-3]}***"
+    texts = [(f"log {r.name}", r.getMessage()) for r in caplog.records]
+    texts.append(("Discord message 1", f'[{{"description": "{masked}"}}]'))
+    found = leaks_in(texts)
+    caplog.clear()  # this test's own leak is deliberate
+    logging.getLogger("bot").debug("clean line")
+    assert "relay key in log bot.relay" in found
+    assert found[-1] == "Discord token (masked middle) in Discord message 1"

@@ -107,7 +107,7 @@ def no_secret_leaks(
     records = [
         r
         for when in ("setup", "call", "teardown")
-        for r in caplog.get_records(when)  # type: ignore[arg-type]
+        for r in caplog.get_records(when)
         if not r.name.startswith(FAKE_LOGGERS)
     ]
     texts += [(f"log {r.name}", _record_text(r)) for r in records]
@@ -182,7 +182,7 @@ class CdnWatch(dict[int, RecordedAttachment]):
         super().__init__(table)
         self.fetched: set[int] = set()
 
-    def get(self, key: int, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: int, default: Any = None) -> Any:
         self.fetched.add(key)
         return super().get(key, default)
 

@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from bot.fakes.discord import FakeDiscord, FakeInteraction, perms
+from bot.fakes.discord import FakeDiscord, FakeInteraction, RecordedMessage, perms
 from bot.fakes.relay import FakeRelay
 
 from .conftest import (
@@ -62,7 +62,7 @@ async def test_progress_message_deleted_by_a_moderator_mid_job_is_replaced(
     assert inter.original is not None
     await fake_discord.delete_message(inter.original.channel_id, inter.original.id)
     held.set()
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     assert message.id != inter.original.id and message.interaction_id is None
     assert title(message).startswith("✅") and message.attachments
     assert deliveries(fake_discord, 1) == [message]
@@ -130,7 +130,7 @@ async def test_gateway_disconnect_mid_job_still_delivers_and_keeps_answering(
         timeout=10,
     )
     held.set()
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     assert message is first.original and message.attachments
     assert deliveries(fake_discord, 1) == [message]
     assert await book(bot, fake_discord, 1) == CHARGED_ONCE
@@ -147,6 +147,6 @@ async def test_interaction_sent_while_the_gateway_is_down_is_answered_after_resu
     inter = await fake_discord.run_slash("video", {"prompt": "a night train"})
     response = await inter.wait_for_response(timeout=3)
     assert response.type == 5  # deferred in time
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     assert message is inter.original and message.attachments
     assert relay.submits_for("a night train") == 1

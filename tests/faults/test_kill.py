@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bot.fakes.discord import FakeDiscord, FakeInteraction
+from bot.fakes.discord import FakeDiscord, FakeInteraction, RecordedMessage
 from bot.fakes.relay import FakeRelay
 
 from .conftest import (
@@ -161,7 +161,7 @@ async def test_bot_killed_with_sigkill_mid_job_delivers_once_and_charges_once(
 
         second = await launch("second run")
         await second.wait_for_line("ready as")
-        message = await final_message(fake_discord, 1, timeout=15)
+        message: RecordedMessage = await final_message(fake_discord, 1, timeout=15)
         assert message is inter.original and title(message).startswith("✅")
         assert message.attachments
         assert deliveries(fake_discord, 1) == [message]

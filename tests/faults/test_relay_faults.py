@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.clock import FakeClock
-from bot.fakes.discord import FakeDiscord
+from bot.fakes.discord import FakeDiscord, RecordedMessage
 from bot.fakes.relay import FakeRelay
 from bot.ui.i18n import t
 
@@ -131,7 +131,7 @@ async def test_submit_fault_fails_the_job_refunds_and_the_bot_keeps_serving(
     relay.fail_next("submit", **fault)
     bot = await start_bot()
     await fake_discord.run_slash("video", {"prompt": "a calm lake"})
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     assert title(message).startswith("❌")
     reason, refund = error_field(message).split("\n")
     assert reason == sentence and one_sentence(reason)
@@ -172,7 +172,7 @@ async def test_transient_poll_fault_is_retried_and_the_video_delivered_once(
     clock = FakeClock(datetime.now(UTC))
     bot = await start_bot(clock=clock)
     await fake_discord.run_slash("video", {"prompt": "a red kite"})
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     assert title(message).startswith("✅") and message.attachments
     assert relay.submits_for("a red kite") == 1 and len(deliveries(fake_discord, 1)) == 1
     assert await book(bot, fake_discord, 1) == CHARGED_ONCE
@@ -195,7 +195,7 @@ async def test_relay_connection_refused_fails_refunded_then_serves_when_it_is_ba
     port = closed_port()
     bot = await start_bot(relay_base_url=f"http://127.0.0.1:{port}")
     await fake_discord.run_slash("video", {"prompt": "a calm lake"})
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     reason, refund = error_field(message).split("\n")
     assert reason == said("relay_unavailable", "unreachable")
     assert refund == REFUND_NOTE
@@ -213,7 +213,7 @@ async def test_relay_read_timeout_on_submit_fails_refunded_without_resubmitting(
     relay.fail_next("submit", status=None, delay=0.8)
     bot = await start_bot(relay_timeout=0.2)
     await fake_discord.run_slash("video", {"prompt": "a calm lake"})
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     reason, refund = error_field(message).split("\n")
     assert reason == said("relay_unavailable", "unreachable")
     assert refund == REFUND_NOTE
@@ -229,7 +229,7 @@ async def test_relay_read_timeout_on_poll_is_retried(
     relay.fail_next("poll", status=None, delay=0.8)
     bot = await start_bot(relay_timeout=0.2)
     await fake_discord.run_slash("video", {"prompt": "a red kite"})
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     assert title(message).startswith("✅") and message.attachments
     assert relay.submits_for("a red kite") == 1
     assert await book(bot, fake_discord, 1) == CHARGED_ONCE
@@ -244,7 +244,7 @@ async def test_chat_sse_stream_cut_halfway_fails_refunded(
     relay.fail_next("chat", cut_after=2)
     bot = await start_bot(relay_format="chat")
     await fake_discord.run_slash("video", {"prompt": "a calm lake"})
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     reason, refund = error_field(message).split("\n")
     assert reason == said("stream_interrupted", "dropped")
     assert refund == REFUND_NOTE
@@ -262,7 +262,7 @@ async def test_task_stuck_at_99_percent_past_its_deadline_times_out_refunded(
     clock = FakeClock(datetime.now(UTC))
     bot = await start_bot(clock=clock, job_deadline_minutes=1)
     inter = await fake_discord.run_slash("video", {"prompt": "a stuck elevator"})
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     assert title(message).startswith("⌛")
     reason, refund = error_field(message).split("\n")
     assert reason == said("timed_out", "too long")
@@ -284,7 +284,7 @@ async def test_content_policy_failure_at_95_percent_is_charged_and_says_so(
     relay.script(prompt_contains="forbidden", outcome="policy", fail_at_percent=95.0)
     bot = await start_bot()
     await fake_discord.run_slash("video", {"prompt": "something forbidden"})
-    message = await final_message(fake_discord, 1)
+    message: RecordedMessage = await final_message(fake_discord, 1)
     assert title(message).startswith("❌")
     reason, refund = error_field(message).split("\n")
     assert "refused by the content policy" in reason and one_sentence(reason)

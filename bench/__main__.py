@@ -1,0 +1,57 @@
+"""`python -m bench [--quick] [--only NAME ...]`: run the benchmarks, print one table.
+
+Each benchmark prints its figures next to its target with PASS/MISS; the table is
+markdown so it can be pasted into README.md. `--quick` runs smaller versions (the
+targets still apply, but small runs flatter the latency and throughput figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bench import ack, cadence, idle, quota
+from bench.report import Figure, table
+
+Runner = Callable[[bool], Awaitable[list[Figure]]]
+
+BENCHMARKS: dict[str, Runner] = {
+    "ack": lambda quick: ack.run(50 if quick else 200),
+    "idle": lambda quick: idle.run(200 if quick else 1000, window=8.0 if quick else 30.0),
+    "cadence": lambda quick: cadence.run(3 if quick else 10, speed=60.0 if quick else 30.0),
+    "quota": lambda quick: quota.run(1000 if quick else 6000),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller, faster runs")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(BENCHMARKS), help="run just this one (repeat)"
+    )
+    args = parser.parse_args(argv)
+    names = args.only or list(BENCHMARKS)
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(f"# bench: {', '.join(names)}{' (quick)' if args.quick else ''}; load {load}")
+    figures: list[Figure] = []
+    for name in names:
+        began = time.monotonic()
+        print(f"running {name}…", file=sys.stderr, flush=True)
+        try:
+            figures += asyncio.run(BENCHMARKS[name](args.quick))
+        except Exception as exc:  # one broken benchmark still leaves the others' numbers
+            figures.append(Figure(name, f"failed: {exc!r}"[:120], float("nan"), "", "==", 0))
+        print(f"{name} took {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+    print()
+    print(table(figures))
+    misses = sum(1 for f in figures if f.verdict == "MISS")
+    print(f"\n{misses} of {sum(1 for f in figures if f.verdict)} targets missed")
+    return 2 if any(f.name.startswith("failed:") for f in figures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -145,10 +145,9 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
     try:
         return Settings(_env_file=env_file)  # type: ignore[call-arg]
     except pydantic_settings.SettingsError as exc:  # a JSON value that isn't JSON
-        name = re.search(r'field "(\w+)"', str(exc))
-        raise SettingsError(
-            f"{name[1].upper() if name else 'a setting'} is not valid JSON"
-        ) from None
+        found = re.search(r'field "(\w+)"', str(exc))
+        field = found[1].upper() if found else "a setting"
+        raise SettingsError(f"{field} is not valid JSON") from None
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"

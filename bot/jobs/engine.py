@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
 from bot.jobs.queue import JobQueue
-from bot.relay.errors import RelayError, TimedOutError
+from bot.relay.errors import ContentPolicyError, RelayError, TimedOutError
 from bot.relay.models import Event, Finished, Progress, RelayFormat, Submitted, VideoRequest
 from bot.store.database import Database
 from bot.store.jobs import Job, NewJob
@@ -307,6 +307,7 @@ class JobEngine:
                 status,
                 error_code=exc.code,
                 error_message=exc.user_message,
+                error_detail=exc.stage if isinstance(exc, ContentPolicyError) else None,
                 refund=exc.refund,
             )
         except Exception:
@@ -346,6 +347,7 @@ class JobEngine:
         result_url: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        error_detail: str | None = None,
         refund: bool = False,
     ) -> None:
         settled = await self.db.jobs.finish(
@@ -354,6 +356,7 @@ class JobEngine:
             result_url=result_url,
             error_code=error_code,
             error_message=error_message,
+            error_detail=error_detail,
             refund=refund,
         )
         if settled:

@@ -60,6 +60,7 @@ class Job:
     finished_at: datetime | None
     parent_job_id: int | None
     delivered_at: datetime | None = None
+    error_detail: str | None = None  # e.g. the moderation stage of a content-policy refusal
 
     @property
     def is_final(self) -> bool:
@@ -175,6 +176,7 @@ class JobRepo:
         result_url: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        error_detail: str | None = None,
         refund: bool = False,
     ) -> bool:
         """Make the job final and settle its reservation: `commit`, or `refund` if asked.
@@ -188,8 +190,9 @@ class JobRepo:
         async with self._db.transaction() as conn:
             async with conn.execute(
                 "UPDATE jobs SET status = ?, result_url = ?, error_code = ?, error_message = ?,"
-                f" finished_at = ?, updated_at = ? WHERE id = ? AND status IN {_ACTIVE_SQL}",
-                (status, result_url, error_code, error_message, stamp, stamp, job_id),
+                " error_detail = ?, finished_at = ?, updated_at = ?"
+                f" WHERE id = ? AND status IN {_ACTIVE_SQL}",
+                (status, result_url, error_code, error_message, error_detail, stamp, stamp, job_id),
             ) as cursor:
                 if cursor.rowcount == 0:
                     return False
@@ -295,4 +298,5 @@ def _job(row: aiosqlite.Row) -> Job:
         finished_at=from_db_opt(row["finished_at"]),
         parent_job_id=row["parent_job_id"],
         delivered_at=from_db_opt(row["delivered_at"]),
+        error_detail=row["error_detail"],
     )

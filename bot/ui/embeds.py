@@ -16,7 +16,7 @@ import discord
 
 from bot.relay.errors import ERRORS_BY_CODE
 from bot.relay.models import VideoRequest
-from bot.ui.i18n import EN, relay_error_text, t
+from bot.ui.i18n import EN, has_key, relay_error_text, t
 from bot.ui.progress import (
     elapsed_seconds,
     estimate_remaining,
@@ -208,6 +208,8 @@ def failure_text(job: JobLike, locale: str) -> str:
     code = job.error_code
     if code == "internal":
         return t("generic.internal", locale, id=job.id)
+    if code == "content_policy" and has_key(f"content_policy_{job.error_detail}"):
+        return t(f"content_policy_{job.error_detail}", locale)
     if code and (f"error.{code}" in _ERROR_KEYS or f"invalid.{code}" in _ERROR_KEYS):
         return relay_error_text(code, locale)
     if job.error_message:

@@ -37,6 +37,7 @@ class FakeJob:
     result_url: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    error_detail: str | None = None
     cost: int = 2
     created_at: datetime = NOW - timedelta(minutes=2)
     started_at: datetime | None = None

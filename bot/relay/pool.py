@@ -18,7 +18,7 @@ from typing import Literal
 
 from bot.clock import Clock, SystemClock
 from bot.relay.client import RelayClient
-from bot.relay.errors import RelayError, TaskNotFoundError, UnavailableError
+from bot.relay.errors import RateLimitedError, RelayError, TaskNotFoundError, UnavailableError
 from bot.relay.models import (
     Character,
     Event,
@@ -31,6 +31,9 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 BreakerState = Literal["closed", "open", "half-open"]
+
+RATE_LIMIT_WAIT = 15.0  # when a 429 names no Retry-After
+MAX_RATE_LIMIT_WAIT = 60.0
 
 
 class CircuitBreaker:
@@ -158,35 +161,44 @@ class RelayPool:
     ) -> AsyncIterator[Event]:
         """Offer the job to each relay in turn until one accepts it, then follow that one.
 
-        `relay_name` pins the job to one relay (a remix must go where its source is).
+        `relay_name` pins the job to one relay (a remix must go where its source is). When
+        every relay answered "too many requests", they all refused the job, so after the
+        wait they asked for (capped) the round is tried once more.
         """
         last: RelayError | None = None
-        for member in self._candidates(relay_name):
-            accepted = False
-            try:
-                async with aclosing(member.client.generate(request, deadline=deadline)) as events:
-                    async for event in events:
-                        if isinstance(event, Submitted) and not accepted:
-                            accepted = True
-                            member.breaker.succeeded()
-                            yield Submitted(
-                                event.relay_id,
-                                relay=member.name,
-                                format=member.client.format_for(request),
-                            )
-                            continue
-                        yield event
-                return
-            except RelayError as exc:
-                if accepted or not exc.safe_to_resubmit:
-                    if not accepted and isinstance(exc, UnavailableError):
-                        member.breaker.failed(exc)
-                    raise
-                member.breaker.failed(exc)
-                log.warning(
-                    "relay %s did not take the job (%s); trying the next", member.name, exc.code
-                )
-                last = exc
+        for round_ in range(2):
+            for member in self._candidates(relay_name):
+                accepted = False
+                try:
+                    async with aclosing(
+                        member.client.generate(request, deadline=deadline)
+                    ) as events:
+                        async for event in events:
+                            if isinstance(event, Submitted) and not accepted:
+                                accepted = True
+                                member.breaker.succeeded()
+                                yield Submitted(
+                                    event.relay_id,
+                                    relay=member.name,
+                                    format=member.client.format_for(request),
+                                )
+                                continue
+                            yield event
+                    return
+                except RelayError as exc:
+                    if accepted or not exc.safe_to_resubmit:
+                        if not accepted and isinstance(exc, UnavailableError):
+                            member.breaker.failed(exc)
+                        raise
+                    member.breaker.failed(exc)
+                    log.warning("relay %s did not take the job (%s)", member.name, exc.code)
+                    last = exc
+            if round_ == 0 and isinstance(last, RateLimitedError):
+                wait = min(last.retry_after or RATE_LIMIT_WAIT, MAX_RATE_LIMIT_WAIT)
+                log.info("every relay is rate-limited; trying again in %.0f s", wait)
+                await self.clock.sleep(wait)
+                continue
+            break
         raise last or AllRelaysUnavailableError("every relay is cooling down after failures")
 
     def resume(

@@ -82,20 +82,6 @@ SUBMIT_FAULTS: list[tuple[str, dict[str, Any], str]] = [
         },
         said("relay_credit", "credit"),
     ),
-    (
-        "relay_429_with_retry_after",
-        {
-            "status": 429,
-            "body": relay_error("您已达到请求数限制"),
-            "headers": {"Retry-After": "20"},
-        },
-        said("rate_limited", "busy"),
-    ),
-    (
-        "relay_429_without_retry_after",
-        {"status": 429, "body": relay_error("当前分组上游负载已饱和，请稍后再试")},
-        said("rate_limited", "busy"),
-    ),
     *[
         (
             f"relay_{status}_html_page",
@@ -307,3 +293,40 @@ async def test_relay_faults_leave_no_task_behind(
     await asyncio.wait_for(bot.engine.wait_idle(), 5)
     assert bot.engine.queue.running == 0
     await still_serves(fake_discord, 4)
+
+
+@pytest.mark.parametrize(
+    ("headers", "waited"),
+    [
+        pytest.param({"Retry-After": "20"}, 20.0, id="relay_429_on_submit_with_retry_after"),
+        pytest.param({}, 15.0, id="relay_429_on_submit_without_retry_after"),
+    ],
+)
+async def test_a_429_on_submit_is_waited_out_once_then_delivered(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot, headers, waited
+) -> None:
+    """A 429 means the relay refused the job, so trying again after its wait is safe."""
+    relay.fail_next("submit", status=429, body=relay_error("您已达到请求数限制"), headers=headers)
+    clock = FakeClock(datetime.now(UTC))
+    bot = await start_bot(clock=clock)
+    await fake_discord.run_slash("video", {"prompt": "a calm lake"})
+    message = await final_message(fake_discord, 1)
+    assert title(message).startswith("✅")
+    assert len(relay.requests_to("submit")) == 2 and relay.submits_for("a calm lake") == 1
+    assert waited in clock.slept
+    assert await book(bot, fake_discord, 1) == CHARGED_ONCE
+
+
+async def test_a_relay_that_stays_rate_limited_fails_the_job_refunded(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.fail_next(
+        "submit", status=429, body=relay_error("当前分组上游负载已饱和，请稍后再试"), times=2
+    )
+    bot = await start_bot()
+    await fake_discord.run_slash("video", {"prompt": "a calm lake"})
+    message = await final_message(fake_discord, 1)
+    reason, refund = error_field(message).split("\n")
+    assert reason == said("rate_limited", "busy") and refund == REFUND_NOTE
+    assert await book(bot, fake_discord, 1) == REFUNDED
+    assert relay.submits_for("a calm lake") == 0

@@ -203,10 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         _say(str(exc))
         return EXIT_USAGE
-    keys = [relay.api_key for relay in relays]
-    setup_logging(
-        settings.log_level, secrets_of(settings.relay_api_key, settings.discord_token, *keys)
-    )
+    secrets = [
+        settings.relay_api_key,
+        settings.discord_token,
+        settings.relay_webhook_secret,
+        *(relay.api_key for relay in relays),
+    ]
+    setup_logging(settings.log_level, secrets_of(*secrets))
     try:
         match command:
             case "generate":

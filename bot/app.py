@@ -16,7 +16,9 @@ from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
 from bot.jobs.engine import JobEngine
 from bot.live_messages import LiveMessages
+from bot.operator_notices import OperatorNotices
 from bot.relay.pool import RelayPool
+from bot.relay.webhook import NoticeReceiver
 from bot.settings import Settings
 from bot.store.database import Database
 from bot.tree import VideoTree
@@ -69,6 +71,7 @@ class VideoBot(commands.AutoShardedBot):
         self.clock = clock or SystemClock()
         self.costs = CostTable.parse(settings.cost_table)
         self.sync_only = sync_only
+        self.notice_receiver: NoticeReceiver | None = None
 
     async def setup_hook(self) -> None:
         await self.tree.set_translator(BotTranslator())
@@ -101,12 +104,25 @@ class VideoBot(commands.AutoShardedBot):
             clock=self.clock,
         )
         self.engine.add_listener(self.live.on_update)
+        self.notices = OperatorNotices(self, channel_id=s.operator_channel_id)
+        if s.relay_webhook_port is not None:
+            s.require("relay_webhook_secret")
+            assert s.relay_webhook_secret is not None
+            self.notice_receiver = NoticeReceiver(
+                self.notices.handle,
+                secret=s.relay_webhook_secret.get_secret_value(),
+                host=s.relay_webhook_host,
+                port=s.relay_webhook_port,
+            )
+            await self.notice_receiver.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.engine.start()
         await self.live.redeliver_pending()
 
     async def close(self) -> None:
+        if self.notice_receiver is not None:
+            await self.notice_receiver.stop()
         if hasattr(self, "engine"):
             await self.engine.stop()
         if hasattr(self, "live"):

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+import aiohttp
 from aiohttp import web
 
 from bot.clock import Clock
@@ -232,6 +233,15 @@ class FakeRelay:
     def video_url(self, job_id: str) -> str:
         safe = job_id.replace(":", "_")
         return f"{self.url}/files/{safe}.mp4"
+
+    async def notify(self, url: str, topic: str, data: dict[str, Any]) -> int:
+        """POST an account notice (e.g. `user_quota_too_low`) the way relays do; the status."""
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, json={"topic": topic, "data": data}, headers=headers) as reply,
+        ):
+            return reply.status
 
     def finish(self, job_id: str, outcome: Outcome = "success") -> None:
         """Make the job end with `outcome` on its next poll (e.g. one stuck by "never")."""

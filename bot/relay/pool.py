@@ -76,6 +76,8 @@ class PoolMember:
     name: str
     client: RelayClient
     breaker: CircuitBreaker
+    low_credit: float | None = None  # the quota a relay's `user_quota_too_low` notice gave
+    low_credit_noticed: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class RelayHealth:
     error: str | None
     format: RelayFormat = "task"
     breaker: BreakerState = "closed"
+    low_credit: float | None = None
+    low_credit_noticed: bool = False
 
 
 class AllRelaysUnavailableError(UnavailableError):
@@ -248,6 +252,13 @@ class RelayPool:
     async def download(self, url: str, *, max_bytes: int) -> bytes | None:
         return await self.primary.download(url, max_bytes=max_bytes)
 
+    def note_low_credit(self, relay_name: str | None, quota: float | None) -> PoolMember:
+        """A relay said its account is running out; remember it for `/relay status`."""
+        member = self.client_member(relay_name)
+        member.low_credit_noticed = True
+        member.low_credit = quota
+        return member
+
     async def health(self) -> list[RelayHealth]:
         """Ask every relay for its models; a failure is reported, never raised."""
         report = []
@@ -265,6 +276,8 @@ class RelayPool:
                         exc.user_message,
                         member.client.format,
                         member.breaker.state,
+                        member.low_credit,
+                        member.low_credit_noticed,
                     )
                 )
                 continue
@@ -277,6 +290,8 @@ class RelayPool:
                     None,
                     member.client.format,
                     member.breaker.state,
+                    member.low_credit,
+                    member.low_credit_noticed,
                 )
             )
         return report

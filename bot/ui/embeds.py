@@ -396,6 +396,14 @@ def relay_status_embed(relays: Sequence[RelayHealthLike], locale: str) -> discor
         if relay.latency is not None:
             head += " · " + t("relay.latency", locale, ms=round(relay.latency * 1000))
         lines = [head]
+        if relay.breaker != "closed":
+            lines.append(t("relay.paused", locale, state=relay.breaker))
+        if relay.low_credit_noticed:
+            lines.append(
+                t("relay.low_credit", locale, quota=f"{relay.low_credit:g}")
+                if relay.low_credit is not None
+                else t("relay.low_credit_unknown", locale)
+            )
         if relay.models:
             models = ", ".join(escape_member_text(m) for m in relay.models)
             lines.append(t("relay.models", locale, models=clamp(models, 600)))

@@ -161,6 +161,11 @@ EN: Final[dict[str, str]] = {
     "relay.latency": "{ms} ms",
     "relay.models": "Models: {models}",
     "relay.none": "No video services are configured.",
+    "relay.low_credit": "⚠️ The relay says its credit is low ({quota} left).",
+    "relay.low_credit_unknown": "⚠️ The relay says its credit is low.",
+    "relay.paused": "⏸️ Skipped after repeated failures ({state}).",
+    "relay.operator_low_credit": "⚠️ Relay **{relay}** says its account credit is low "
+    "({quota} left). Top it up before members' videos start failing.",
     # Modals.
     "modal.remix_title": "Remix video #{id}",
     "modal.remix_label": "New prompt",
@@ -305,6 +310,11 @@ ZH: Final[dict[str, str]] = {
     "relay.latency": "{ms} 毫秒",
     "relay.models": "模型:{models}",
     "relay.none": "没有配置视频服务。",
+    "relay.low_credit": "⚠️ 中转站提示余额不足(剩余 {quota})。",
+    "relay.low_credit_unknown": "⚠️ 中转站提示余额不足。",
+    "relay.paused": "⏸️ 多次失败后暂时跳过({state})。",
+    "relay.operator_low_credit": "⚠️ 中转站 **{relay}** 提示账户余额不足(剩余 {quota})。"
+    "请在成员的视频开始失败前充值。",
     "modal.remix_title": "混剪视频 #{id}",
     "modal.remix_label": "新的提示词",
     "modal.remix_placeholder": "描述需要改变的内容",

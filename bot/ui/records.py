@@ -9,7 +9,6 @@ and the store can grow fields freely.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -21,7 +20,6 @@ __all__ = [
     "JobLike",
     "JobStatus",
     "QuotaStatusLike",
-    "RelayHealth",
     "RelayHealthLike",
 ]
 
@@ -92,7 +90,7 @@ class CharacterAliasLike(Protocol):
 
 
 class RelayHealthLike(Protocol):
-    """One relay's health check result; `latency` in seconds."""
+    """One relay's health check result; `latency` in seconds (see `bot.relay.pool`)."""
 
     @property
     def name(self) -> str: ...
@@ -104,14 +102,9 @@ class RelayHealthLike(Protocol):
     def models(self) -> Sequence[str]: ...
     @property
     def error(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RelayHealth:
-    """A ready-made `RelayHealthLike` for callers that measure a relay themselves."""
-
-    name: str
-    ok: bool
-    latency: float | None
-    models: Sequence[str]
-    error: str | None
+    @property
+    def breaker(self) -> str: ...
+    @property
+    def low_credit(self) -> float | None: ...
+    @property
+    def low_credit_noticed(self) -> bool: ...

@@ -237,6 +237,21 @@ class Health:
     latency: float | None = 0.32
     models: tuple[str, ...] = ("sora-2", "sora-2-pro")
     error: str | None = None
+    breaker: str = "closed"
+    low_credit: float | None = None
+    low_credit_noticed: bool = False
+
+
+def test_relay_status_embed_names_paused_and_low_credit_relays() -> None:
+    embed = relay_status_embed(
+        [
+            Health("main", True, low_credit=0.5, low_credit_noticed=True),
+            Health("b", False, breaker="open"),
+        ],
+        "en",
+    )
+    main, backup = (field.value or "" for field in embed.fields)
+    assert "credit is low (0.5 left)" in main and "Skipped after repeated failures (open)" in backup
 
 
 def test_relay_status_embed() -> None:

@@ -1,4 +1,4 @@
-"""The relay's `user_quota_too_low` account notice reaches the operator, once."""
+"""Fault: the relay says the account is out of credit (`user_quota_too_low` notice)."""
 
 from __future__ import annotations
 

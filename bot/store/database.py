@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -202,14 +203,23 @@ class Database:
         Commits when the block ends, rolls back if it raises (cancellation included).
         """
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
             except BaseException:
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
+                # A cancellation can land while BEGIN is still running on aiosqlite's
+                # thread; statements run in order there, so a ROLLBACK queued now always
+                # comes after it. Shielded, so a second cancellation can't skip it and
+                # leave the write lock held.
+                await asyncio.shield(self._rollback())
                 raise
-            await self._conn.execute("COMMIT")
+            await asyncio.shield(self._conn.execute("COMMIT"))
+
+    async def _rollback(self) -> None:
+        try:
+            await self._conn.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            pass  # BEGIN itself failed: no transaction is open
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     relay_chat_style: ChatStyle = "suffix"
     relay_chat_model: str = "sora_video2"
     relay_timeout: float = Field(default=30.0, gt=0)
+    relay_polls_per_second: float = Field(default=5.0, gt=0)
     relays: list[RelayConfig] = Field(default_factory=list)
     relay_failure_threshold: int = Field(default=3, ge=1)
     relay_cooldown_seconds: float = Field(default=60.0, ge=0)

@@ -50,17 +50,29 @@ class RelayClient:
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        polls_per_second: float = 5.0,
     ) -> None:
         self.format: RelayFormat = format
         self.chat_style: Literal["suffix", "prefix"] = chat_style
         self.chat_model = chat_model
         self._http = RelayHTTP(
-            base_url, api_key, timeout=timeout, clock=clock, transport=transport, retry=retry
+            base_url,
+            api_key,
+            timeout=timeout,
+            clock=clock,
+            transport=transport,
+            retry=retry,
+            polls_per_second=polls_per_second,
         )
 
     @classmethod
     def from_config(
-        cls, config: RelayConfig, *, timeout: float = 30.0, clock: Clock | None = None
+        cls,
+        config: RelayConfig,
+        *,
+        timeout: float = 30.0,
+        polls_per_second: float = 5.0,
+        clock: Clock | None = None,
     ) -> RelayClient:
         return cls(
             config.base_url,
@@ -69,6 +81,7 @@ class RelayClient:
             chat_style=config.chat_style,
             chat_model=config.chat_model,
             timeout=timeout,
+            polls_per_second=polls_per_second,
             clock=clock,
         )
 

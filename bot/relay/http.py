@@ -18,6 +18,7 @@ redacted from any text a relay echoes back before it reaches an exception or a l
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -262,6 +263,27 @@ def _tls_context() -> ssl.SSLContext:
         return ssl.create_default_context()
 
 
+MAX_READS_IN_FLIGHT = 8
+
+
+class Pacer:
+    """At most `rate` events a second, spread evenly: each caller books the next slot."""
+
+    def __init__(self, rate: float, clock: Clock) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.clock = clock
+        self._next = float("-inf")
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = self.clock.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await self.clock.sleep(slot - now)
+
+
 class RelayHTTP:
     """One `httpx.AsyncClient` for one relay, plus a bare client for CDN downloads."""
 
@@ -274,14 +296,18 @@ class RelayHTTP:
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        polls_per_second: float = 5.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.clock: Clock = clock or SystemClock()
+        self._pacer = Pacer(polls_per_second, self.clock)
+        # Few reads in flight: a long queue inside httpx's pool costs more CPU than waiting.
+        self._reads = asyncio.Semaphore(MAX_READS_IN_FLIGHT)
         self.retry = retry or RetryPolicy()
         self._rng = random.Random()
         self._api_key = api_key
         self._secret_re = self._secret_pattern(api_key)
-        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=20)
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={**self._auth_header(), "User-Agent": "sora-relay-bot/0.1"},
@@ -400,11 +426,19 @@ class RelayHTTP:
     # --- reads ----------------------------------------------------------------------
 
     async def get_json(
-        self, path: str, *, params: Mapping[str, str] | None = None, not_found_is_task: bool = False
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        not_found_is_task: bool = False,
+        paced: bool = False,
     ) -> Reply:
-        """GET with the read retry policy."""
+        """GET with the read retry policy. `paced` reads (task polls) share the relay's
+        poll budget, so a thousand jobs in flight cost no more than a few polls a second."""
         attempt = 0
         while True:
+            if paced:
+                await self._pacer.wait()
             try:
                 return await self._get_once(path, params, not_found_is_task)
             except (UnavailableError, RateLimitedError, InvalidResponseError) as err:
@@ -420,7 +454,8 @@ class RelayHTTP:
         self, path: str, params: Mapping[str, str] | None, not_found_is_task: bool
     ) -> Reply:
         try:
-            response = await self._client.get(path, params=params)
+            async with self._reads:
+                response = await self._client.get(path, params=params)
         except httpx.HTTPError as exc:
             raise self.error_from_exception(exc, f"GET {path}") from None
         text = response.text

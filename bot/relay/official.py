@@ -106,7 +106,7 @@ async def poll(
     path = f"{SUBMIT_PATH}/{video_id}"
 
     async def fetch() -> tuple[Snapshot, float | None]:
-        reply = await http.get_json(path, not_found_is_task=True)
+        reply = await http.get_json(path, not_found_is_task=True, paced=True)
         return parse_video(reply.data)[1], reply.retry_after
 
     if immediate:

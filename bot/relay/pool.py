@@ -128,7 +128,12 @@ class RelayPool:
             [
                 (
                     config.name,
-                    RelayClient.from_config(config, timeout=settings.relay_timeout, clock=clock),
+                    RelayClient.from_config(
+                        config,
+                        timeout=settings.relay_timeout,
+                        polls_per_second=settings.relay_polls_per_second,
+                        clock=clock,
+                    ),
                 )
                 for config in settings.relay_configs()
             ],

@@ -203,7 +203,7 @@ async def poll(
     path = f"{SUBMIT_PATH}/{task_id}"
 
     async def fetch() -> tuple[Snapshot, float | None]:
-        reply = await http.get_json(path, not_found_is_task=True)
+        reply = await http.get_json(path, not_found_is_task=True, paced=True)
         return parse_task(reply.data), reply.retry_after
 
     first: Snapshot | None = None

@@ -16,11 +16,11 @@ import itertools
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.report import Figure
 from bot.app import VideoBot
+from bot.clock import ScaledClock
 from bot.fakes.discord import FakeDiscord, FakeInteraction
 from bot.fakes.discord_testing import running_bot
 from bot.fakes.relay import Behaviour, FakeRelay
@@ -38,31 +38,6 @@ RELAY_ENDPOINTS = {
     "official": ("official_submit", "official_poll"),
     "chat": ("chat",),
 }
-
-
-class ScaledClock:
-    """Real time running `speed` times faster; a `Clock` for the bot and a callable for
-    the fake Discord (whose rate-limit windows then pass in bot time)."""
-
-    def __init__(self, speed: float) -> None:
-        self.speed = speed
-        self._real0 = time.monotonic()
-        self._wall0 = datetime.now(UTC)
-
-    def _elapsed(self) -> float:
-        return (time.monotonic() - self._real0) * self.speed
-
-    def monotonic(self) -> float:
-        return 1000.0 + self._elapsed()
-
-    def now(self) -> datetime:
-        return self._wall0 + timedelta(seconds=self._elapsed())
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self.speed)
-
-    def __call__(self) -> float:
-        return self.monotonic()
 
 
 class _Bot(VideoBot):

@@ -101,6 +101,7 @@ class VideoBot(commands.AutoShardedBot):
             min_interval=s.progress_edit_interval,
             token_ttl=s.interaction_token_ttl,
             max_download_bytes=s.max_download_bytes,
+            edits_per_second=s.progress_edits_per_second,
             clock=self.clock,
         )
         self.engine.add_listener(self.live.on_update)

@@ -66,3 +66,46 @@ class FakeClock:
         self.slept.append(seconds)
         self.advance(seconds)
         await asyncio.sleep(0)
+
+
+class Pacer:
+    """At most `rate` events a second, spread evenly: each caller books the next slot."""
+
+    def __init__(self, rate: float, clock: Clock) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.clock = clock
+        self._next = float("-inf")
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = self.clock.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await self.clock.sleep(slot - now)
+
+
+class ScaledClock:
+    """Real time running `speed` times faster; a `Clock` for the bot and a callable for
+    the fake Discord (whose rate-limit windows then pass in bot time)."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._real0 = time.monotonic()
+        self._wall0 = datetime.now(UTC)
+
+    def _elapsed(self) -> float:
+        return (time.monotonic() - self._real0) * self.speed
+
+    def monotonic(self) -> float:
+        return 1000.0 + self._elapsed()
+
+    def now(self) -> datetime:
+        return self._wall0 + timedelta(seconds=self._elapsed())
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+    def __call__(self) -> float:
+        return self.monotonic()

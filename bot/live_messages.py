@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, Pacer, SystemClock
 from bot.jobs.engine import JobUpdate
 from bot.relay.errors import RelayError
 from bot.store.jobs import Job
@@ -54,6 +54,7 @@ class LiveMessages:
         min_interval: float = 5.0,
         token_ttl: float = 14 * 60,
         max_download_bytes: int = DISCORD_UPLOAD_LIMIT,
+        edits_per_second: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
         self.bot = bot
@@ -61,6 +62,9 @@ class LiveMessages:
         self.token_ttl = token_ttl
         self.max_download_bytes = max_download_bytes
         self.clock = clock or SystemClock()
+        # Progress edits of all jobs share one budget: Discord allows a bot about 50
+        # requests a second in all, and a thousand renders must not spend them.
+        self._edits = Pacer(edits_per_second, self.clock)
         self._writers: dict[int, _Writer] = {}
         self._closing = False
         self._born = self.clock.now()
@@ -121,7 +125,7 @@ class LiveMessages:
     async def _write_loop(self, job_id: int, writer: _Writer) -> None:
         try:
             while True:
-                await writer.wake.wait()
+                await self._next_change(writer)
                 wait = writer.last_edit + self.min_interval - self.clock.monotonic()
                 if wait > 0 and writer.update.kind != "finished":
                     await self.clock.sleep(wait)
@@ -134,6 +138,7 @@ class LiveMessages:
                     await self._deliver(job)
                     self._writers.pop(job_id, None)
                     return
+                await self._edits.wait()
                 await self._show_progress(job, update.queue_position)
                 writer.last_edit = self.clock.monotonic()
         except asyncio.CancelledError:
@@ -141,6 +146,20 @@ class LiveMessages:
         except Exception:
             log.exception("job %s: could not update its message", job_id)
             self._writers.pop(job_id, None)
+
+    async def _next_change(self, writer: _Writer) -> None:
+        """Wait for an update; while a job renders, also wake every `min_interval` so the
+        message keeps moving (elapsed time, estimate) when the relay's percent stalls."""
+        if writer.wake.is_set() or self.min_interval <= 0:
+            await writer.wake.wait()
+            return
+        woken = asyncio.ensure_future(writer.wake.wait())
+        tick = asyncio.ensure_future(self.clock.sleep(self.min_interval))
+        try:
+            await asyncio.wait({woken, tick}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            tick.cancel()
 
     async def _show_progress(self, job: Job, queue_position: int | None) -> None:
         embed = job_embed(

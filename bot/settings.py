@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     discord_gateway_url: str = ""
     interaction_token_ttl: float = Field(default=14 * 60, gt=0)
     progress_edit_interval: float = Field(default=5.0, ge=0)
+    progress_edits_per_second: float = Field(default=3.0, gt=0)
 
     # Relay
     relay_base_url: str = ""
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
     relay_chat_style: ChatStyle = "suffix"
     relay_chat_model: str = "sora_video2"
     relay_timeout: float = Field(default=30.0, gt=0)
-    relay_polls_per_second: float = Field(default=5.0, gt=0)
+    relay_polls_per_second: float = Field(default=4.0, gt=0)
     relays: list[RelayConfig] = Field(default_factory=list)
     relay_failure_threshold: int = Field(default=3, ge=1)
     relay_cooldown_seconds: float = Field(default=60.0, ge=0)

@@ -36,7 +36,7 @@ import httpx
 from httpx_sse import EventSource, aconnect_sse
 from pydantic import SecretStr
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, Pacer, SystemClock
 from bot.relay.errors import (
     AuthenticationError,
     BadRequestError,
@@ -264,24 +264,6 @@ def _tls_context() -> ssl.SSLContext:
 
 
 MAX_READS_IN_FLIGHT = 8
-
-
-class Pacer:
-    """At most `rate` events a second, spread evenly: each caller books the next slot."""
-
-    def __init__(self, rate: float, clock: Clock) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.clock = clock
-        self._next = float("-inf")
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        now = self.clock.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        if slot > now:
-            await self.clock.sleep(slot - now)
 
 
 class RelayHTTP:

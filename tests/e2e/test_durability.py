@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from bot.clock import ScaledClock
 from bot.fakes.discord import FakeDiscord
 from bot.fakes.relay import FakeRelay
 
@@ -105,3 +106,18 @@ async def test_a_message_deleted_by_a_moderator_is_replaced(
     message = await final_message(fake_discord)
     assert message.id != moved.id and message.attachments
     assert inter.original is not None
+
+
+async def test_the_message_keeps_moving_while_the_relay_is_silent(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    """No new percent for a while: elapsed time still ticks every PROGRESS_EDIT_INTERVAL."""
+    held = asyncio.Event()
+    relay.fail_next("poll", status=None, wait=held)
+    await start_bot(clock=ScaledClock(50.0), progress_edit_interval=5)  # 5 s = 0.1 s real
+    inter = await fake_discord.run_slash("video", {"prompt": "a patient heron"})
+    await inter.wait_until(lambda i: i.original is not None and i.original.edit_count >= 6)
+    assert relay.requests_to("task_poll") and not held.is_set()  # nothing new from the relay
+    held.set()
+    message = await final_message(fake_discord)
+    assert message.attachments

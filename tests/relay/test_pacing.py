@@ -6,10 +6,9 @@ import asyncio
 
 from pydantic import SecretStr
 
-from bot.clock import FakeClock
+from bot.clock import FakeClock, Pacer
 from bot.fakes.relay import FakeRelay
 from bot.relay.client import RelayClient
-from bot.relay.http import Pacer
 from bot.relay.models import VideoRequest
 
 from .conftest import KEY, collect

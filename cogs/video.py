@@ -11,7 +11,7 @@ from discord.app_commands import locale_str as _
 from discord.ext import commands
 
 from bot.images import check_declared, reference_image
-from bot.jobs.engine import JobError
+from bot.jobs.engine import JobError, Requester
 from bot.relay.models import ImageInput, Shot, VideoRequest
 from bot.store.jobs import Job, NewJob
 from bot.tree import UserFacingError, locale_of, render_error
@@ -35,6 +35,19 @@ MODELS = [
     app_commands.Choice(name="sora-2", value="sora-2"),
     app_commands.Choice(name="sora-2-pro", value="sora-2-pro"),
 ]
+
+
+def requester(interaction: discord.Interaction) -> Requester:
+    """The member behind an interaction, as the engine needs them for a job."""
+    roles, is_admin = member_context(interaction)
+    return Requester(
+        user_id=interaction.user.id,
+        roles=roles,
+        is_admin=is_admin,
+        channel_id=interaction.channel_id,
+        interaction_token=interaction.token,
+        locale=locale_of(interaction),
+    )
 
 
 def member_context(interaction: discord.Interaction) -> tuple[list[int], bool]:
@@ -133,20 +146,7 @@ class Video(commands.Cog):
         job=_("The job number of the finished video"), prompt=_("What to change")
     )
     async def remix(self, interaction: discord.Interaction, job: int, prompt: str) -> None:
-        prompt = await self._rewrite(interaction, prompt)
-        await interaction.response.defer(thinking=True)
-        roles, is_admin = member_context(interaction)
-        new = await self.bot.engine.remix(
-            job,
-            prompt,
-            user_id=interaction.user.id,
-            roles=roles,
-            is_admin=is_admin,
-            channel_id=interaction.channel_id,
-            interaction_token=interaction.token,
-            locale=locale_of(interaction),
-        )
-        await self._post_progress(interaction, new)
+        await self._remix(interaction, job, prompt)
 
     # -- shared by commands and buttons ---------------------------------------------
 
@@ -220,22 +220,15 @@ class Video(commands.Cog):
         self, interaction: discord.Interaction, job_id: int, prompt: str
     ) -> None:
         async def go(interaction: discord.Interaction, job_id: int) -> None:
-            rewritten = await self._rewrite(interaction, prompt)
-            await interaction.response.defer(thinking=True)
-            roles, is_admin = member_context(interaction)
-            new = await self.bot.engine.remix(
-                job_id,
-                rewritten,
-                user_id=interaction.user.id,
-                roles=roles,
-                is_admin=is_admin,
-                channel_id=interaction.channel_id,
-                interaction_token=interaction.token,
-                locale=locale_of(interaction),
-            )
-            await self._post_progress(interaction, new)
+            await self._remix(interaction, job_id, prompt)
 
         await self._guarded(interaction, go, job_id)
+
+    async def _remix(self, interaction: discord.Interaction, job_id: int, prompt: str) -> None:
+        rewritten = await self._rewrite(interaction, prompt)
+        await interaction.response.defer(thinking=True)
+        new = await self.bot.engine.remix(job_id, rewritten, requester(interaction))
+        await self._post_progress(interaction, new)
 
     async def on_details(self, interaction: discord.Interaction, job_id: int) -> None:
         async def go(interaction: discord.Interaction, job_id: int) -> None:

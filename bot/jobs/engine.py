@@ -75,6 +75,38 @@ class JobError(Exception):
 CancelReason = Literal["user", "admin"]
 
 
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asked for a job made from another one, and where its answer goes."""
+
+    user_id: int
+    roles: Sequence[int] = ()
+    is_admin: bool = False
+    channel_id: int | None = None
+    interaction_token: str | None = None
+    locale: str | None = None
+
+    def new_job(
+        self,
+        source: Job,
+        *,
+        request: VideoRequest,
+        format: RelayFormat,
+        relay_name: str = "default",
+    ) -> NewJob:
+        return NewJob(
+            guild_id=source.guild_id,
+            relay_name=relay_name,
+            channel_id=self.channel_id or source.channel_id,
+            user_id=self.user_id,
+            request=request,
+            format=format,
+            interaction_token=self.interaction_token,
+            locale=self.locale or source.locale,
+            parent_job_id=source.id,
+        )
+
+
 def render_deadline(request: VideoRequest, base_minutes: float) -> float:
     """Seconds a render may take before it is abandoned; longer for 15/25 s and HD."""
     minutes = base_minutes
@@ -170,43 +202,16 @@ class JobEngine:
         await self._pump()
         return job
 
-    async def rerun(
-        self,
-        job_id: int,
-        *,
-        user_id: int,
-        roles: Sequence[int] = (),
-        is_admin: bool = False,
-        channel_id: int | None = None,
-        interaction_token: str | None = None,
-        locale: str | None = None,
-    ) -> Job:
+    async def rerun(self, job_id: int, requester: Requester) -> Job:
         """The same request again, as a new job charged to whoever asked."""
         source = await self._get(job_id)
-        new = NewJob(
-            guild_id=source.guild_id,
-            channel_id=channel_id or source.channel_id,
-            user_id=user_id,
-            request=source.request,
-            format=source.format,
-            interaction_token=interaction_token,
-            locale=locale or source.locale,
-            parent_job_id=source.id,
+        return await self.submit(
+            requester.new_job(source, request=source.request, format=source.format),
+            roles=requester.roles,
+            is_admin=requester.is_admin,
         )
-        return await self.submit(new, roles=roles, is_admin=is_admin)
 
-    async def remix(
-        self,
-        job_id: int,
-        prompt: str,
-        *,
-        user_id: int,
-        roles: Sequence[int] = (),
-        is_admin: bool = False,
-        channel_id: int | None = None,
-        interaction_token: str | None = None,
-        locale: str | None = None,
-    ) -> Job:
+    async def remix(self, job_id: int, prompt: str, requester: Requester) -> Job:
         """A finished video, changed by a new prompt (the relay's official remix endpoint)."""
         source = await self._get(job_id)
         if source.status != "succeeded" or not source.relay_id:
@@ -218,18 +223,11 @@ class JobEngine:
             prompt=prompt,
             remix_of=source.relay_id,
         )
-        new = NewJob(
-            guild_id=source.guild_id,
-            channel_id=channel_id or source.channel_id,
-            user_id=user_id,
-            request=request,
-            format="official",
-            relay_name=source.relay_name,
-            interaction_token=interaction_token,
-            locale=locale or source.locale,
-            parent_job_id=source.id,
+        # The remix must go to the relay that made the source video.
+        new = requester.new_job(
+            source, request=request, format="official", relay_name=source.relay_name
         )
-        return await self.submit(new, roles=roles, is_admin=is_admin)
+        return await self.submit(new, roles=requester.roles, is_admin=requester.is_admin)
 
     async def cancel(self, job_id: int, *, user_id: int, is_admin: bool = False) -> Job:
         """Cancel a job. Waiting jobs are refunded; once the relay is rendering, the relay

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from bot.fakes.relay import FakeRelay
-from bot.jobs.engine import JobError, render_deadline
+from bot.jobs.engine import JobError, Requester, render_deadline
 from bot.relay.models import VideoRequest
 from bot.store.quotas import QuotaExceededError
 
@@ -157,7 +157,7 @@ async def test_remix_uses_the_official_endpoint_with_the_relay_id(
     done = await engine.db.jobs.get(source.id)
     assert done and done.relay_id
 
-    remix = await engine.remix(source.id, "make it blue", user_id=11)
+    remix = await engine.remix(source.id, "make it blue", Requester(user_id=11))
     await seen.wait_for(lambda _: remix.id in seen.finished())
     row = await engine.db.jobs.get(remix.id)
     assert row and row.status == "succeeded" and row.format == "official"
@@ -170,7 +170,7 @@ async def test_remix_uses_the_official_endpoint_with_the_relay_id(
     private = await engine.submit(new_job("secret", private=True))
     await seen.wait_for(lambda _: private.id in seen.finished())
     with pytest.raises(JobError) as info:
-        await engine.remix(private.id, "x", user_id=11)
+        await engine.remix(private.id, "x", Requester(user_id=11))
     assert info.value.code == "remix_private"
 
 
@@ -179,7 +179,7 @@ async def test_rerun_is_a_new_job_with_the_same_request(open_engine, relay: Fake
     await engine.start()
     first = await engine.submit(new_job("a lighthouse"))
     await seen.wait_for(lambda _: first.id in seen.finished())
-    again = await engine.rerun(first.id, user_id=12)
+    again = await engine.rerun(first.id, Requester(user_id=12))
     await seen.wait_for(lambda _: again.id in seen.finished())
     assert again.request == first.request and again.parent_job_id == first.id
     assert relay.submits_for("a lighthouse") == 2

@@ -8,6 +8,11 @@ SQLite serialises writers anyway, so the bot uses ONE connection, and an `asynci
 keeps coroutines from interleaving statements inside each other's `BEGIN IMMEDIATE`
 transaction. Reads take the lock too, so they never see another coroutine's
 half-finished transaction on the shared connection.
+
+Every awaited aiosqlite call (execute, fetch, cursor close) is a round trip to its
+worker thread, ~100–240 µs each. So the repositories write each transaction as one
+synchronous function over the plain `sqlite3.Connection` and hand it to `Database.run`
+or `Database.run_transaction`, which cost one round trip however many statements run.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -30,6 +36,8 @@ from bot.store.characters import CharacterRepo
 from bot.store.guilds import GuildRepo
 from bot.store.jobs import JobRepo
 from bot.store.quotas import QuotaRepo
+
+T = TypeVar("T")
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_\w+\.sql$")
 
@@ -170,6 +178,7 @@ class Database:
         """
         conn = await connect(path)
         try:
+            require_thread_api(conn)
             await migrate(conn, path=str(path))
         except BaseException:
             await conn.close()
@@ -196,11 +205,37 @@ class Database:
     ) -> None:
         await self.close()
 
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(conn)` on aiosqlite's worker thread, in ONE round trip, under the lock.
+
+        Why: each awaited aiosqlite call is its own hop to that thread, so a transaction
+        written as awaits pays ~10–25 hops; a synchronous `fn` pays one. aiosqlite has no
+        public API for running a function on its thread, so this is the only place that
+        uses its private `Connection._execute` (`require_thread_api` checks it at `open`).
+
+        Once queued, `fn` runs to completion even if the awaiting coroutine is cancelled.
+        The lock is then released early, but the thread runs its queue in order, so work
+        queued afterwards still starts only after `fn` returns. `fn` must therefore never
+        leave a transaction open: use `run_transaction` for writes, which commits or rolls
+        back inside `fn` itself.
+        """
+        async with self._lock:
+            return cast(T, await self._conn._execute(fn, self._conn._conn))
+
+    async def run_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(conn)` inside `BEGIN IMMEDIATE`, all in one hop (see `run`).
+
+        Commits if `fn` returns, rolls back if it raises; both happen on the worker
+        thread, so cancelling the caller cannot skip them.
+        """
+        return await self.run(partial(_in_transaction, fn))
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """A `BEGIN IMMEDIATE` write transaction that no other coroutine can interleave with.
 
         Commits when the block ends, rolls back if it raises (cancellation included).
+        Each statement in the block is a separate hop; prefer `run_transaction`.
         """
         async with self._lock:
             try:
@@ -227,15 +262,43 @@ class Database:
         async with self._lock:
             yield self._conn
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self.reading() as conn, conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        args = tuple(params)
+        row: sqlite3.Row | None = await self.run(lambda conn: conn.execute(sql, args).fetchone())
+        return row
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.reading() as conn, conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        args = tuple(params)
+        return await self.run(lambda conn: conn.execute(sql, args).fetchall())
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
         """One write statement in its own transaction; returns the number of rows changed."""
-        async with self.transaction() as conn, conn.execute(sql, tuple(params)) as cursor:
-            return cursor.rowcount
+        args = tuple(params)
+        return await self.run_transaction(lambda conn: conn.execute(sql, args).rowcount)
+
+
+def require_thread_api(conn: aiosqlite.Connection) -> None:
+    """Fail at startup if this aiosqlite lacks the private API `Database.run` relies on."""
+    execute = getattr(conn, "_execute", None)
+    try:
+        raw = getattr(conn, "_conn", None)
+    except ValueError:  # aiosqlite's property raises this when no connection is open
+        raw = None
+    if not callable(execute) or not isinstance(raw, sqlite3.Connection):
+        raise RuntimeError(
+            f"aiosqlite {getattr(aiosqlite, '__version__', '?')} has no Connection._execute"
+            " or Connection._conn, which Database.run needs; install aiosqlite>=0.22,<0.23"
+        )
+
+
+def _in_transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """Run on the worker thread: COMMIT and ROLLBACK live here so no await can skip them."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # False if BEGIN itself failed or SQLite rolled back already
+            conn.execute("ROLLBACK")
+        raise
+    return result

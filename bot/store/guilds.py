@@ -58,6 +58,8 @@ class GuildRepo:
             )
             if not isinstance(value, Unset)
         }
-        async with self._db.transaction() as conn:
-            await upsert_guild_settings(conn, guild_id, columns, self._db.clock.now())
+        now = self._db.clock.now()
+        await self._db.run_transaction(
+            lambda conn: upsert_guild_settings(conn, guild_id, columns, now)
+        )
         return await self.get(guild_id)

@@ -3,16 +3,20 @@
 A job's quota is reserved in the same `BEGIN IMMEDIATE` transaction that inserts it, and
 settled (committed or refunded) in the same transaction that makes it final, so a job
 is charged or refunded exactly once however many code paths race to finish it.
+
+Both hot transactions (`create` and `finish`) are synchronous functions handed to
+`Database.run_transaction`, so each costs one hop to the database thread, not one per
+statement.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Final, Literal, get_args
-
-import aiosqlite
 
 from bot.relay.models import RelayFormat, VideoRequest
 from bot.store._util import UNSET, Unset, day_key, from_db, from_db_opt, month_key, to_db
@@ -95,32 +99,24 @@ class JobRepo:
         if cost < 0:
             raise ValueError("cost must be >= 0")
         now = self._db.clock.now()
-        stamp = to_db(now)
-        async with self._db.transaction() as conn:
-            await self._quotas._check(conn, new.guild_id, new.user_id, cost, roles, is_admin, now)
-            async with conn.execute(
-                "INSERT INTO jobs (guild_id, channel_id, user_id, interaction_token, locale,"
-                " request_json, format, relay_name, status, cost, created_at, updated_at,"
-                " parent_job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (
-                    new.guild_id, new.channel_id, new.user_id, new.interaction_token,
-                    new.locale, new.request.model_dump_json(), new.format, new.relay_name,
-                    cost, stamp, stamp, new.parent_job_id,
-                ),
-            ) as cursor:  # fmt: skip
-                job_id = cursor.lastrowid
-            assert job_id is not None
-            await _insert_ledger(
+        request_json = new.request.model_dump_json()  # off the database thread
+
+        def create(conn: sqlite3.Connection) -> sqlite3.Row:
+            self._quotas._check(conn, new.guild_id, new.user_id, cost, roles, is_admin, now)
+            job_id = _insert_job(conn, new, request_json, cost, now)
+            _insert_ledger(
                 conn, guild_id=new.guild_id, user_id=new.user_id, job_id=job_id, ref_id=None,
                 kind="reserve", units=cost, day=day_key(now), month=month_key(now),
                 actor=None, now=now,
             )  # fmt: skip
-            job = await _get(conn, job_id)
-        assert job is not None
-        return job
+            row = _get_row(conn, job_id)
+            assert row is not None
+            return row
+
+        return _job(await self._db.run_transaction(create))
 
     async def get(self, job_id: int) -> Job | None:
-        row = await self._db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = await self._db.run(partial(_get_row, job_id=job_id))
         return None if row is None else _job(row)
 
     async def mark_submitting(self, job_id: int) -> bool:
@@ -187,29 +183,20 @@ class JobRepo:
             raise ValueError(f"{status!r} is not a final status")
         now = self._db.clock.now()
         stamp = to_db(now)
-        async with self._db.transaction() as conn:
-            async with conn.execute(
+
+        def finish(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
                 "UPDATE jobs SET status = ?, result_url = ?, error_code = ?, error_message = ?,"
                 " error_detail = ?, finished_at = ?, updated_at = ?"
                 f" WHERE id = ? AND status IN {_ACTIVE_SQL}",
                 (status, result_url, error_code, error_message, error_detail, stamp, stamp, job_id),
-            ) as cursor:
-                if cursor.rowcount == 0:
-                    return False
-            async with conn.execute(
-                "SELECT id, guild_id, user_id, units, day, month FROM quota_ledger"
-                " WHERE job_id = ? AND kind = 'reserve'",
-                (job_id,),
-            ) as cursor:
-                reserve = await cursor.fetchone()
-            if reserve is not None:
-                await _insert_ledger(
-                    conn, guild_id=reserve["guild_id"], user_id=reserve["user_id"],
-                    job_id=job_id, ref_id=reserve["id"], kind="refund" if refund else "commit",
-                    units=reserve["units"], day=reserve["day"], month=reserve["month"],
-                    actor=None, now=now,
-                )  # fmt: skip
-        return True
+            )
+            if cursor.rowcount == 0:
+                return False  # already final: settled by whoever finished it first
+            _settle_reservation(conn, job_id, refund=refund, now=now)
+            return True
+
+        return await self._db.run_transaction(finish)
 
     async def unfinished(self) -> list[Job]:
         """Every job not yet final, oldest first: what a restart must resume or settle."""
@@ -266,13 +253,51 @@ class JobRepo:
         return changed > 0
 
 
-async def _get(conn: aiosqlite.Connection, job_id: int) -> Job | None:
-    async with conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else _job(row)
+# -- synchronous: run on the database thread through Database.run(_transaction) --------
 
 
-def _job(row: aiosqlite.Row) -> Job:
+def _insert_job(
+    conn: sqlite3.Connection, new: NewJob, request_json: str, cost: int, now: datetime
+) -> int:
+    """Insert a `queued` job; returns its id."""
+    stamp = to_db(now)
+    cursor = conn.execute(
+        "INSERT INTO jobs (guild_id, channel_id, user_id, interaction_token, locale,"
+        " request_json, format, relay_name, status, cost, created_at, updated_at,"
+        " parent_job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+        (
+            new.guild_id, new.channel_id, new.user_id, new.interaction_token, new.locale,
+            request_json, new.format, new.relay_name, cost, stamp, stamp, new.parent_job_id,
+        ),
+    )  # fmt: skip
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def _settle_reservation(
+    conn: sqlite3.Connection, job_id: int, *, refund: bool, now: datetime
+) -> None:
+    """Write the `commit` (or `refund`) row for the job's reservation, if it has one."""
+    reserve = conn.execute(
+        "SELECT id, guild_id, user_id, units, day, month FROM quota_ledger"
+        " WHERE job_id = ? AND kind = 'reserve'",
+        (job_id,),
+    ).fetchone()
+    if reserve is None:
+        return
+    _insert_ledger(
+        conn, guild_id=reserve["guild_id"], user_id=reserve["user_id"], job_id=job_id,
+        ref_id=reserve["id"], kind="refund" if refund else "commit", units=reserve["units"],
+        day=reserve["day"], month=reserve["month"], actor=None, now=now,
+    )  # fmt: skip
+
+
+def _get_row(conn: sqlite3.Connection, job_id: int) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return row
+
+
+def _job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
         guild_id=row["guild_id"],

@@ -13,17 +13,21 @@ Limits: a guild override of NULL uses the bot's default, 0 allows nothing and
 multiplier among the member's roles wins) or exempt the member from it; exempt members
 still count toward the guild's monthly limit. Admins are not exempt unless the guild
 turns on `admins_exempt`.
+
+The SQL helpers are synchronous functions over a plain `sqlite3.Connection`: they run on
+the database's worker thread inside `Database.run`/`run_transaction` (one hop for a whole
+quota check), which is also how `JobRepo` runs them inside its own transactions.
 """
 
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Final, Literal
-
-import aiosqlite
 
 from bot.store._util import UNSET, Unset, day_key, from_db, month_key, next_day, next_month, to_db
 
@@ -151,10 +155,10 @@ class QuotaRepo:
         *,
         is_admin: bool = False,
     ) -> QuotaStatus:
-        async with self._db.reading() as conn:
-            return await self._status(
-                conn, guild_id, user_id, roles, is_admin, self._db.clock.now()
-            )
+        now = self._db.clock.now()
+        return await self._db.run(
+            lambda conn: self._status(conn, guild_id, user_id, roles, is_admin, now)
+        )
 
     async def limits(self, guild_id: int) -> GuildLimits:
         row = await self._db.fetchone(
@@ -207,8 +211,10 @@ class QuotaRepo:
             columns[name] = value
         if not isinstance(admins_exempt, Unset):
             columns["admins_exempt"] = int(admins_exempt)
-        async with self._db.transaction() as conn:
-            await upsert_guild_settings(conn, guild_id, columns, self._db.clock.now())
+        now = self._db.clock.now()
+        await self._db.run_transaction(
+            lambda conn: upsert_guild_settings(conn, guild_id, columns, now)
+        )
 
     async def set_role_rule(
         self, guild_id: int, role_id: int, *, multiplier: float | None = None, exempt: bool = False
@@ -237,12 +243,13 @@ class QuotaRepo:
         if guild_id is None and user_id is None:
             raise ValueError("direct messages have no guild quota; grant to a user")
         now = self._db.clock.now()
-        async with self._db.transaction() as conn:
-            await _insert_ledger(
-                conn, guild_id=guild_id, user_id=user_id, job_id=None, ref_id=None,
+        await self._db.run_transaction(
+            partial(
+                _insert_ledger, guild_id=guild_id, user_id=user_id, job_id=None, ref_id=None,
                 kind="grant", units=units, day=day_key(now), month=month_key(now),
                 actor=actor, now=now,
-            )  # fmt: skip
+            )
+        )  # fmt: skip
 
     async def reset(self, guild_id: int | None, *, user_id: int | None = None, actor: int) -> None:
         """Zero the guild's usage this month, or (with `user_id`) the user's usage today.
@@ -254,22 +261,25 @@ class QuotaRepo:
             raise ValueError("direct messages have no guild quota; reset a user")
         now = self._db.clock.now()
         day, month = day_key(now), month_key(now)
-        async with self._db.transaction() as conn:
+
+        def write_reset(conn: sqlite3.Connection) -> None:
             if user_id is None:
                 assert guild_id is not None
-                cleared = await _guild_used(conn, guild_id, month)
+                cleared = _guild_used(conn, guild_id, month)
             else:
-                cleared = await _user_used(conn, guild_id, user_id, day)
-            await _insert_ledger(
+                cleared = _user_used(conn, guild_id, user_id, day)
+            _insert_ledger(
                 conn, guild_id=guild_id, user_id=user_id, job_id=None, ref_id=None,
                 kind="reset", units=max(cleared, 0), day=day, month=month, actor=actor, now=now,
             )  # fmt: skip
 
-    # -- used by JobRepo inside its transaction ---------------------------------------
+        await self._db.run_transaction(write_reset)
 
-    async def _check(
+    # -- synchronous, on the worker thread (JobRepo calls _check in its transaction) ----
+
+    def _check(
         self,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         guild_id: int | None,
         user_id: int,
         cost: int,
@@ -278,7 +288,7 @@ class QuotaRepo:
         now: datetime,
     ) -> None:
         """Raise `QuotaExceededError` if `cost` more units would break a limit (guild first)."""
-        st = await self._status(conn, guild_id, user_id, roles, is_admin, now)
+        st = self._status(conn, guild_id, user_id, roles, is_admin, now)
         if st.guild_limit is not None and st.guild_used + cost > st.guild_limit:
             raise QuotaExceededError(
                 "guild",
@@ -296,9 +306,9 @@ class QuotaRepo:
                 resets_at=st.user_resets_at,
             )
 
-    async def _status(
+    def _status(
         self,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         guild_id: int | None,
         user_id: int,
         roles: Sequence[int],
@@ -313,42 +323,40 @@ class QuotaRepo:
         guild_limit: int | None = None
         multiplier: float | None = None
         if guild_id is not None:
-            async with conn.execute(
+            row = conn.execute(
                 "SELECT monthly_limit, user_daily_limit, admins_exempt FROM guild_settings"
                 " WHERE guild_id = ?",
                 (guild_id,),
-            ) as cursor:
-                row = await cursor.fetchone()
+            ).fetchone()
             if row is not None:
                 monthly = monthly if row[0] is None else row[0]
                 daily = daily if row[1] is None else row[1]
                 exempt = bool(row[2]) and is_admin
             if roles:
                 marks = ", ".join("?" * len(roles))
-                async with conn.execute(
+                rule = conn.execute(
                     "SELECT MAX(exempt), MAX(multiplier) FROM role_rules"
                     f" WHERE guild_id = ? AND role_id IN ({marks})",
                     (guild_id, *roles),
-                ) as cursor:
-                    rule = await cursor.fetchone()
+                ).fetchone()
                 if rule is not None:
                     exempt = exempt or bool(rule[0])
                     multiplier = rule[1]
-            guild_used = await _guild_used(conn, guild_id, month)
+            guild_used = _guild_used(conn, guild_id, month)
             guild_limit = _limit(monthly)
             if guild_limit is not None:
-                guild_limit += await _sum(
+                guild_limit += _sum(
                     conn,
                     "SELECT SUM(units) FROM quota_ledger WHERE kind = 'grant'"
                     " AND guild_id = ? AND user_id IS NULL AND month = ?",
                     (guild_id, month),
                 )
-        user_used = await _user_used(conn, guild_id, user_id, day)
+        user_used = _user_used(conn, guild_id, user_id, day)
         user_limit = None if exempt else _limit(daily)
         if user_limit is not None:
             if multiplier is not None:
                 user_limit = math.floor(user_limit * multiplier)
-            user_limit += await _sum(
+            user_limit += _sum(
                 conn,
                 "SELECT SUM(units) FROM quota_ledger WHERE kind = 'grant'"
                 " AND guild_id IS ? AND user_id = ? AND day = ?",
@@ -365,9 +373,8 @@ class QuotaRepo:
         )
 
 
-async def _sum(conn: aiosqlite.Connection, sql: str, params: tuple[object, ...]) -> int:
-    async with conn.execute(sql, params) as cursor:
-        row = await cursor.fetchone()
+def _sum(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> int:
+    row = conn.execute(sql, params).fetchone()
     return int(row[0] or 0) if row else 0
 
 
@@ -387,18 +394,16 @@ _USER_USED = _USED.format(
 )
 
 
-async def _guild_used(conn: aiosqlite.Connection, guild_id: int, month: str) -> int:
-    return await _sum(conn, _GUILD_USED, (guild_id, month, guild_id, month))
+def _guild_used(conn: sqlite3.Connection, guild_id: int, month: str) -> int:
+    return _sum(conn, _GUILD_USED, (guild_id, month, guild_id, month))
 
 
-async def _user_used(
-    conn: aiosqlite.Connection, guild_id: int | None, user_id: int, day: str
-) -> int:
-    return await _sum(conn, _USER_USED, (guild_id, user_id, day, guild_id, user_id, day))
+def _user_used(conn: sqlite3.Connection, guild_id: int | None, user_id: int, day: str) -> int:
+    return _sum(conn, _USER_USED, (guild_id, user_id, day, guild_id, user_id, day))
 
 
-async def _insert_ledger(
-    conn: aiosqlite.Connection,
+def _insert_ledger(
+    conn: sqlite3.Connection,
     *,
     guild_id: int | None,
     user_id: int | None,
@@ -411,14 +416,14 @@ async def _insert_ledger(
     actor: int | None,
     now: datetime,
 ) -> int:
-    async with conn.execute(
+    cursor = conn.execute(
         "INSERT INTO quota_ledger"
         " (guild_id, user_id, job_id, ref_id, kind, units, day, month, actor, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (guild_id, user_id, job_id, ref_id, kind, units, day, month, actor, to_db(now)),
-    ) as cursor:
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 _GUILD_COLUMNS = frozenset(
@@ -427,8 +432,8 @@ _GUILD_COLUMNS = frozenset(
 )  # fmt: skip
 
 
-async def upsert_guild_settings(
-    conn: aiosqlite.Connection, guild_id: int, columns: Mapping[str, object], now: datetime
+def upsert_guild_settings(
+    conn: sqlite3.Connection, guild_id: int, columns: Mapping[str, object], now: datetime
 ) -> None:
     """Create the guild's row if needed and change only `columns` (a fixed whitelist)."""
     unknown = set(columns) - _GUILD_COLUMNS
@@ -437,7 +442,7 @@ async def upsert_guild_settings(
     names = [*columns, "updated_at"]
     values = [*columns.values(), to_db(now)]
     updates = ", ".join(f"{name} = excluded.{name}" for name in names)
-    await conn.execute(
+    conn.execute(
         f"INSERT INTO guild_settings (guild_id, {', '.join(names)})"
         f" VALUES (?, {', '.join('?' * len(names))})"
         f" ON CONFLICT (guild_id) DO UPDATE SET {updates}",
@@ -445,7 +450,7 @@ async def upsert_guild_settings(
     )
 
 
-def _entry(row: aiosqlite.Row) -> LedgerEntry:
+def _entry(row: sqlite3.Row) -> LedgerEntry:
     return LedgerEntry(
         id=row["id"],
         guild_id=row["guild_id"],

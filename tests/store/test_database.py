@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import aiosqlite
@@ -10,7 +11,14 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.store import Database, SchemaTooNewError
-from bot.store.database import Migration, MigrationError, connect, load_migrations, migrate
+from bot.store.database import (
+    Migration,
+    MigrationError,
+    connect,
+    load_migrations,
+    migrate,
+    require_thread_api,
+)
 
 from .conftest import new_job
 
@@ -165,3 +173,54 @@ async def test_data_survives_reopen(db_path: Path, clock: FakeClock) -> None:
     async with await Database.open(db_path, clock=clock) as db:
         again = await db.jobs.get(job.id)
     assert again == job
+
+
+async def test_run_transaction_commits_returns_and_rolls_back(db: Database) -> None:
+    def insert(conn: sqlite3.Connection) -> int:
+        cursor = conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (1, 'x')")
+        assert conn.in_transaction
+        return cursor.rowcount
+
+    assert await db.run_transaction(insert) == 1
+
+    def insert_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (2, 'x')")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await db.run_transaction(insert_then_fail)
+    rows = await db.run(lambda conn: conn.execute("SELECT guild_id FROM guild_settings").fetchall())
+    assert [row["guild_id"] for row in rows] == [1]  # sqlite3.Row, as through aiosqlite
+    assert not db._conn.in_transaction
+
+
+async def test_run_transactions_never_interleave(db: Database) -> None:
+    """Read-modify-write with a gap, mixing `run_transaction` with awaited `transaction`
+    blocks: a lost update or a nested BEGIN would show."""
+    await db.execute(
+        "INSERT INTO guild_settings (guild_id, monthly_limit, updated_at) VALUES (1, 0, 'x')"
+    )
+    select = "SELECT monthly_limit FROM guild_settings WHERE guild_id = 1"
+    update = "UPDATE guild_settings SET monthly_limit = ? WHERE guild_id = 1"
+
+    def bump(conn: sqlite3.Connection) -> None:
+        conn.execute(update, (conn.execute(select).fetchone()[0] + 1,))
+
+    async def bump_awaiting() -> None:
+        async with db.transaction() as conn:
+            async with conn.execute(select) as cursor:
+                row = await cursor.fetchone()
+            await asyncio.sleep(0)
+            assert row is not None
+            await conn.execute(update, (row[0] + 1,))
+
+    await asyncio.gather(
+        *(db.run_transaction(bump) if n % 2 else bump_awaiting() for n in range(60))
+    )
+    assert (await db.quotas.limits(1)).monthly == 60
+
+
+async def test_missing_aiosqlite_internals_fail_loudly(db: Database) -> None:
+    require_thread_api(db._conn)  # the installed aiosqlite has them
+    with pytest.raises(RuntimeError, match=r"aiosqlite .*Connection\._execute"):
+        require_thread_api(object())  # type: ignore[arg-type]

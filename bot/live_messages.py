@@ -153,8 +153,9 @@ class LiveMessages:
         if writer.wake.is_set() or self.min_interval <= 0:
             await writer.wake.wait()
             return
+        due = writer.last_edit + self.min_interval - self.clock.monotonic()
         woken = asyncio.ensure_future(writer.wake.wait())
-        tick = asyncio.ensure_future(self.clock.sleep(self.min_interval))
+        tick = asyncio.ensure_future(self.clock.sleep(min(max(due, 0.0), self.min_interval)))
         try:
             await asyncio.wait({woken, tick}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 DISCORD_UPLOAD_LIMIT = 10 * 1024 * 1024
 DISCORD_TOKEN_LIFETIME = 15 * 60
+DELIVERY_RETRIES = (2.0, 10.0, 30.0)
+CHANNEL_EDITS_PER_SECOND = 1.0
 
 
 @dataclass
@@ -69,6 +71,9 @@ class LiveMessages:
         self._closing = False
         self._born = self.clock.now()
         self._channel_refused: set[int] = set()  # jobs whose channel won't take our posts
+        self._unattachable: set[int] = set()  # jobs whose command failed to post a message
+        # Discord's edit bucket is 5 per 5 s per channel; stay well inside it.
+        self._channel_pace: dict[int, Pacer] = {}
 
     # -- engine side ----------------------------------------------------------------
 
@@ -101,6 +106,14 @@ class LiveMessages:
         if job is not None:
             await self.on_update(JobUpdate("finished" if job.is_final else "progress", job))
 
+    async def detach(self, job_id: int) -> None:
+        """The command could not post the job's first message: show the job in its channel
+        instead of waiting for a message that will never come."""
+        self._unattachable.add(job_id)
+        job = await self.bot.db.jobs.get(job_id)
+        if job is not None:
+            await self.on_update(JobUpdate("finished" if job.is_final else "progress", job))
+
     async def redeliver_pending(self) -> None:
         """After a restart: deliver jobs that finished while no message showed it."""
         for job in await self.bot.db.jobs.undelivered():
@@ -120,7 +133,11 @@ class LiveMessages:
 
         Jobs from before a restart whose message was never posted go to the channel.
         """
-        return job.message_id is None and job.created_at >= self._born
+        return (
+            job.message_id is None
+            and job.created_at >= self._born
+            and job.id not in self._unattachable
+        )
 
     async def _write_loop(self, job_id: int, writer: _Writer) -> None:
         try:
@@ -135,7 +152,8 @@ class LiveMessages:
                 if self._awaiting_attach(job):
                     continue  # the command is still posting the first message; attach() wakes us
                 if update.kind == "finished" or job.is_final:
-                    await self._deliver(job)
+                    if job.delivered_at is None:
+                        await self._deliver_with_retries(job)
                     self._writers.pop(job_id, None)
                     return
                 await self._edits.wait()
@@ -147,10 +165,27 @@ class LiveMessages:
             log.exception("job %s: could not update its message", job_id)
             self._writers.pop(job_id, None)
 
+    async def _deliver_with_retries(self, job: Job) -> None:
+        """The member paid for this message: a passing Discord failure must not lose it.
+        After the retries, a fresh message in the channel is the last resort."""
+        for delay in DELIVERY_RETRIES:
+            try:
+                await self._deliver(job)
+                return
+            except discord.HTTPException as exc:
+                log.warning("job %s: delivery failed (HTTP %s); retrying", job.id, exc.status)
+                await self.clock.sleep(delay)
+        self._unattachable.add(job.id)
+        await self._move_to_channel(
+            job, {"embed": job_embed(job, locale=job.locale, now=self.clock.now())}
+        )
+        await self.bot.db.jobs.mark_delivered(job.id)
+
     async def _next_change(self, writer: _Writer) -> None:
         """Wait for an update; while a job renders, also wake every `min_interval` so the
         message keeps moving (elapsed time, estimate) when the relay's percent stalls."""
-        if writer.wake.is_set() or self.min_interval <= 0:
+        never_shown = writer.last_edit == float("-inf")  # nothing to keep moving yet
+        if writer.wake.is_set() or self.min_interval <= 0 or never_shown:
             await writer.wake.wait()
             return
         due = writer.last_edit + self.min_interval - self.clock.monotonic()
@@ -247,6 +282,10 @@ class LiveMessages:
             message = self.bot.get_partial_messageable(job.channel_id).get_partial_message(
                 job.message_id
             )
+            pace = self._channel_pace.setdefault(
+                job.channel_id, Pacer(CHANNEL_EDITS_PER_SECOND, self.clock)
+            )
+            await pace.wait()
             try:
                 await message.edit(**_message_args(content))
                 return

@@ -24,6 +24,11 @@ def _roles(interaction: discord.Interaction) -> tuple[list[int], bool]:
     return [], False
 
 
+def _manages_guild(interaction: discord.Interaction) -> bool:
+    member = interaction.user
+    return isinstance(member, discord.Member) and member.guild_permissions.manage_guild
+
+
 class Quota(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
@@ -55,8 +60,7 @@ class QuotaAdmin(
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Default permissions can be overridden by the server; check again here."""
-        member = interaction.user
-        return isinstance(member, discord.Member) and member.guild_permissions.manage_guild
+        return _manages_guild(interaction)
 
     @app_commands.command(
         name="set", description=_("Set the monthly server limit and daily member limit")
@@ -119,10 +123,14 @@ class QuotaAdmin(
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 
+@app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class Relay(commands.GroupCog, group_name="relay", group_description=_("Check the video services")):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return _manages_guild(interaction)
 
     @app_commands.command(name="status", description=_("Check the video services"))
     async def status(self, interaction: discord.Interaction) -> None:

@@ -56,12 +56,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description=_("Your video
     @app_commands.describe(id=_("Job number"))
     async def cancel(self, interaction: discord.Interaction, id: int) -> None:
         await self._visible_job(interaction, id)
-        member = interaction.user
-        is_admin = isinstance(member, discord.Member) and member.guild_permissions.manage_guild
-        job = await self.bot.engine.cancel(id, user_id=interaction.user.id, is_admin=is_admin)
-        await interaction.response.send_message(
-            t("cancelled_ok", locale_of(interaction), id=job.id), ephemeral=True
-        )
+        await self.bot.job_actions.on_cancel(interaction, id)  # the Cancel button's path
 
     @show.autocomplete("id")
     @cancel.autocomplete("id")

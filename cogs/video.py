@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,8 @@ from bot.ui.views import JOB_BUTTONS, RemixModal, StoryboardModal, progress_view
 
 if TYPE_CHECKING:
     from bot.app import VideoBot
+
+log = logging.getLogger(__name__)
 
 ORIENTATIONS = [
     app_commands.Choice(name=_("Portrait (9:16)"), value="portrait"),
@@ -172,12 +175,20 @@ class Video(commands.Cog):
     async def _post_progress(self, interaction: discord.Interaction, job: Job) -> None:
         position = self.bot.engine.queue_position(job.id)
         embed = job_embed(job, locale=job.locale, now=self.bot.clock.now(), queue_position=position)
-        message = await interaction.followup.send(
-            embed=embed,
-            view=progress_view(job, job.locale),
-            wait=True,
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
+        try:
+            message = await interaction.followup.send(
+                embed=embed,
+                view=progress_view(job, job.locale),
+                wait=True,
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            # The job is queued and paid for; it must still end up visible.
+            log.warning(
+                "job %s: first message failed (HTTP %s); using the channel", job.id, exc.status
+            )
+            await self.bot.live.detach(job.id)
+            return
         await self.bot.live.attach(
             job.id,
             channel_id=interaction.channel_id,
@@ -242,11 +253,15 @@ class Video(commands.Cog):
 
     async def on_cancel(self, interaction: discord.Interaction, job_id: int) -> None:
         async def go(interaction: discord.Interaction, job_id: int) -> None:
+            # Stopping a running job waits for its task to wind down: answer first.
+            await interaction.response.defer(ephemeral=True, thinking=True)
             _roles, is_admin = member_context(interaction)
             job = await self.bot.engine.cancel(
                 job_id, user_id=interaction.user.id, is_admin=is_admin
             )
-            await interaction.response.send_message(
+            if job.status != "cancelled":  # it finished on its own meanwhile
+                raise JobError("already_finished", job.id)
+            await interaction.followup.send(
                 t("cancelled_ok", locale_of(interaction), id=job.id), ephemeral=True
             )
 

@@ -73,6 +73,11 @@ class JobError(Exception):
 
 
 CancelReason = Literal["user", "admin"]
+WATCHDOG_GRACE = 120.0
+
+
+class _AlreadyFinal(Exception):
+    """The job became final (cancelled) before it was submitted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +250,13 @@ class JobEngine:
             self._cancel_reasons[job_id] = reason
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        return await self._get(job_id)
+        job = await self._get(job_id)
+        if not job.is_final:
+            # Caught between leaving the line and its task starting: nothing reached the
+            # relay yet, and the task will see the row is final and not submit.
+            await self._finish(job_id, "cancelled", error_code="cancelled", refund=True)
+            job = await self._get(job_id)
+        return job
 
     def queue_position(self, job_id: int) -> int | None:
         return self.queue.position(job_id)
@@ -256,6 +267,12 @@ class JobEngine:
         """Start every waiting job that fits under the caps."""
         if self._stopping:
             return
+        try:
+            await self._start_ready()
+        except Exception:
+            log.exception("could not start waiting jobs")
+
+    async def _start_ready(self) -> None:
         started: list[Job] = []
         while (slot := self.queue.pop_ready()) is not None:
             job = await self.db.jobs.get(slot.job_id)
@@ -277,6 +294,8 @@ class JobEngine:
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
         job_id = int(task.get_name().removeprefix("job-"))
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("job %s: its task died", job_id, exc_info=error)
         self._tasks.pop(job_id, None)
         self.queue.done(job_id)
         if not self._stopping:
@@ -285,11 +304,26 @@ class JobEngine:
             pump.add_done_callback(self._background.discard)
 
     async def _run(self, job: Job) -> None:
+        # The relay client enforces the deadline on its own clock; this watchdog, in real
+        # time, also ends a stream that stalls while the relay keeps it alive with pings.
+        watchdog = render_deadline(job.request, self.deadline_minutes) + WATCHDOG_GRACE
         try:
             events = await self._events_for(job)
             await self._emit(JobUpdate("started", job))
-            async for event in events:
-                await self._handle(job.id, event)
+            async with asyncio.timeout(watchdog):
+                async for event in events:
+                    await self._handle(job.id, event)
+        except _AlreadyFinal:
+            return
+        except TimeoutError:
+            log.info("job %s: no end after %.0f s; abandoned", job.id, watchdog)
+            await self._finish(
+                job.id,
+                "timed_out",
+                error_code=TimedOutError.code,
+                error_message=TimedOutError.default_message,
+                refund=True,
+            )
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(job.id, None)
             if reason is None:  # shutdown: leave the row as it is, the next start resumes it
@@ -321,7 +355,8 @@ class JobEngine:
             return self.relay.resume(
                 job.relay_id, job.format, deadline=max(remaining, 0.0), relay_name=job.relay_name
             )
-        await self.db.jobs.mark_submitting(job.id)
+        if not await self.db.jobs.mark_submitting(job.id):
+            raise _AlreadyFinal  # cancelled while it was being started
         # A remix must go to the relay that made its source; anything else may fail over.
         pinned = job.relay_name if job.request.remix_of else None
         return self.relay.generate(job.request, deadline=total, relay_name=pinned)

@@ -6,6 +6,7 @@ from bot.fakes.discord import FakeDiscord
 from bot.fakes.relay import FakeRelay
 
 from .conftest import StartBot, button_ids, final_message, modal_fields, title
+from .test_errors import private_reply
 
 
 async def test_a_character_is_created_and_used_by_alias(
@@ -112,8 +113,7 @@ async def test_cancel_button_stops_a_waiting_job_and_refunds(
     assert "#1 in line" in title(waiting.original)
 
     not_mine = await fake_discord.click_button(waiting.original, "job:cancel:2")
-    await not_mine.wait_for_response()
-    assert "someone else's" in not_mine.original.content
+    assert "someone else's" in await private_reply(not_mine)
 
     mine = await fake_discord.click_button(
         waiting.original, "job:cancel:2", user_id=fake_discord.owner.id

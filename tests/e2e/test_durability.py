@@ -121,3 +121,16 @@ async def test_the_message_keeps_moving_while_the_relay_is_silent(
     held.set()
     message = await final_message(fake_discord)
     assert message.attachments
+
+
+async def test_a_job_whose_first_message_fails_is_shown_in_the_channel(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    """Discord refuses the follow-up that would show the job: it was paid for, so the
+    result still appears, in a message the bot posts in the channel."""
+    fake_discord.fail_next("POST", r"^/webhooks/\d+/[^/]+$", status=403, code=50013, times=1)
+    await start_bot()
+    await fake_discord.run_slash("video", {"prompt": "a lost kite"})
+    message = await final_message(fake_discord)
+    assert message.interaction_id is None and message.attachments
+    assert title(message).startswith("✅")

@@ -189,3 +189,29 @@ def test_deadlines_grow_with_duration_and_hd() -> None:
     short = VideoRequest.build(prompt="x")
     long_hd = VideoRequest.build(prompt="x", duration=15, hd=True, model="sora-2-pro")
     assert render_deadline(long_hd, 20) > render_deadline(short, 20) == 20 * 60
+
+
+async def test_a_cancel_between_leaving_the_line_and_starting_is_honoured(
+    open_engine, relay: FakeRelay
+) -> None:
+    """The slot was taken (popped from the line) but the task hadn't started: the cancel
+    must still stick, be refunded, and the job must never reach the relay."""
+    held = asyncio.Event()
+    relay.fail_next("task_poll", status=None, wait=held, times=1000)
+    engine, seen = await open_engine(max_running=1)
+    await engine.start()
+    ahead = await engine.submit(new_job("ahead"))
+    await seen.wait_for(lambda ups: any(u.kind == "started" for u in ups))
+    job = await engine.submit(new_job("a race"))
+    assert engine.queue_position(job.id) == 1
+
+    engine.queue.max_running = 2  # a slot frees, and the pump takes the job from the line…
+    slot = engine.queue.pop_ready()
+    assert slot is not None and slot.job_id == job.id
+    cancelled = await engine.cancel(job.id, user_id=10)  # …while the cancel lands
+    assert cancelled.status == "cancelled"
+    engine._spawn(job)  # what the pump was about to do with the row it had read
+    await asyncio.gather(*(t for jid, t in engine._tasks.items() if jid != ahead.id))
+    assert relay.submits_for("a race") == 0
+    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
+    held.set()

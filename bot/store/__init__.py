@@ -19,10 +19,12 @@ from bot.store.quotas import (
     UNLIMITED,
     GuildLimits,
     LedgerEntry,
+    QuotaDrift,
     QuotaExceededError,
     QuotaRepo,
     QuotaStatus,
     RoleRule,
+    UsageTotals,
 )
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "LedgerEntry",
     "MigrationError",
     "NewJob",
+    "QuotaDrift",
     "QuotaExceededError",
     "QuotaRepo",
     "QuotaStatus",
@@ -51,4 +54,5 @@ __all__ = [
     "SchemaTooNewError",
     "UnknownAliasError",
     "Unset",
+    "UsageTotals",
 ]

@@ -13,6 +13,12 @@ Every awaited aiosqlite call (execute, fetch, cursor close) is a round trip to i
 worker thread, ~100–240 µs each. So the repositories write each transaction as one
 synchronous function over the plain `sqlite3.Connection` and hand it to `Database.run`
 or `Database.run_transaction`, which cost one round trip however many statements run.
+
+Group commit: a COMMIT in WAL mode (with its share of checkpoints) costs more than the
+statements of a typical write, so `run_transaction` calls that arrive while a write is
+on the thread are queued and run together in the next hop: one `BEGIN IMMEDIATE … COMMIT`
+with each function in its own SAVEPOINT, so each still commits or rolls back on its own
+and nothing is reported as done before the shared COMMIT succeeded.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -154,6 +159,13 @@ class Database:
     ) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        # Group commit (see `run_transaction`): functions waiting for the next batch, and
+        # whether a coroutine or `_drainer` is already taking care of them.
+        self._pending: list[_Pending] = []
+        self._draining = False
+        self._drainer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.clock = clock
         self.quotas = QuotaRepo(
             self, default_guild_monthly=default_guild_monthly, default_user_daily=default_user_daily
@@ -191,6 +203,7 @@ class Database:
         )
 
     async def close(self) -> None:
+        await self._idle.wait()  # writes already handed to run_transaction finish first
         async with self._lock:
             await self._conn.close()
 
@@ -223,12 +236,73 @@ class Database:
             return cast(T, await self._conn._execute(fn, self._conn._conn))
 
     async def run_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """`fn(conn)` inside `BEGIN IMMEDIATE`, all in one hop (see `run`).
+        """`fn(conn)` inside a `BEGIN IMMEDIATE` write transaction, in one hop (see `run`).
 
-        Commits if `fn` returns, rolls back if it raises; both happen on the worker
-        thread, so cancelling the caller cannot skip them.
+        `fn`'s writes commit if it returns and roll back if it raises; both happen on the
+        worker thread, so cancelling the caller cannot skip them. `fn` must not BEGIN,
+        COMMIT or ROLLBACK itself.
+
+        Group commit: if a write is already on the thread, `fn` waits with any others that
+        arrive meanwhile, and the next hop runs them all in one transaction, each inside
+        its own SAVEPOINT (an `fn` that raises only rolls back to it). The result comes
+        back after that COMMIT; if the COMMIT fails, every `fn` of the batch gets its error.
+        A call cancelled before its batch starts never runs; once the batch has started,
+        `fn` runs to completion. Calls run in the order they were made.
         """
-        return await self.run(partial(_in_transaction, fn))
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((fn, done))
+        if not self._draining:  # idle: queue a batch now, as one `run` would
+            self._draining = True
+            self._idle.clear()
+            try:
+                await self._drain(once=True)
+            except asyncio.CancelledError:
+                done.cancel()
+                raise
+        return cast(T, await done)
+
+    async def _drain(self, *, once: bool) -> None:
+        """Run the pending functions in batches, one hop each (`once`: one batch only).
+
+        Whoever leaves functions pending hands them to a `_drainer` task, so nothing
+        waits on a caller that has already been answered or cancelled.
+        """
+        try:
+            while self._pending:
+                async with self._lock:
+                    batch = [item for item in self._pending if not item[1].done()]
+                    self._pending.clear()
+                    if batch:
+                        await self._run_batch(batch)
+                if once:
+                    break
+        except asyncio.CancelledError:
+            if not once:  # the task itself was cancelled (shutdown): nobody will run these
+                for _, waiting in self._pending:
+                    waiting.cancel()
+                self._pending.clear()
+            raise
+        finally:
+            if self._pending:
+                self._drainer = asyncio.get_running_loop().create_task(self._drain(once=False))
+            else:
+                self._draining = False
+                self._drainer = None
+                self._idle.set()
+
+    async def _run_batch(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            # The thread answers each caller itself (`_deliver`), so a cancelled hop
+            # still reports every result.
+            await self._conn._execute(_transaction_batch, batch, loop, self._conn._conn)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # never reached the thread, e.g. the connection closed
+            for _, waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(exc)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -291,14 +365,50 @@ def require_thread_api(conn: aiosqlite.Connection) -> None:
         )
 
 
-def _in_transaction(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
-    """Run on the worker thread: COMMIT and ROLLBACK live here so no await can skip them."""
-    conn.execute("BEGIN IMMEDIATE")
+_Pending = tuple[Callable[[sqlite3.Connection], Any], "asyncio.Future[Any]"]
+_Outcome = tuple[bool, Any]  # (returned, value or exception)
+
+
+def _transaction_batch(
+    batch: list[_Pending], loop: asyncio.AbstractEventLoop, conn: sqlite3.Connection
+) -> None:
+    """Run on the worker thread: every function of `batch` in one transaction, each in a
+    SAVEPOINT, then answer each caller. COMMIT and ROLLBACK live here so no await can
+    skip them."""
+    outcomes: list[_Outcome] = []
+    first = 0  # outcomes[first:] belong to the transaction now open
     try:
-        result = fn(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        for fn, _ in batch:
+            conn.execute("SAVEPOINT run_transaction")
+            try:
+                value = fn(conn)
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO run_transaction")
+                    conn.execute("RELEASE run_transaction")
+                    outcomes.append((False, exc))
+                else:  # SQLite rolled back the whole transaction: earlier writes are gone
+                    outcomes[first:] = [(False, exc)] * (len(outcomes) - first + 1)
+                    first = len(outcomes)
+                    conn.execute("BEGIN IMMEDIATE")
+            else:
+                conn.execute("RELEASE run_transaction")
+                outcomes.append((True, value))
         conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # False if BEGIN itself failed or SQLite rolled back already
+    except BaseException as exc:
+        if conn.in_transaction:
             conn.execute("ROLLBACK")
-        raise
-    return result
+        outcomes[first:] = [(False, exc)] * (len(batch) - first)
+    loop.call_soon_threadsafe(_deliver, batch, outcomes)
+
+
+def _deliver(batch: list[_Pending], outcomes: list[_Outcome]) -> None:
+    """On the event loop: hand each caller its result or exception."""
+    for (_, waiting), (returned, value) in zip(batch, outcomes, strict=True):
+        if waiting.done():  # the caller was cancelled while its function ran
+            continue
+        if returned:
+            waiting.set_result(value)
+        else:
+            waiting.set_exception(value)

@@ -19,8 +19,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from bot.relay.models import RelayFormat, VideoRequest
-from bot.store._util import UNSET, Unset, day_key, from_db, from_db_opt, month_key, to_db
-from bot.store.quotas import QuotaRepo, _insert_ledger
+from bot.store._util import UNSET, Unset, from_db, from_db_opt, to_db
+from bot.store.quotas import Period, QuotaRepo, _insert_ledger
 
 if TYPE_CHECKING:
     from bot.store.database import Database
@@ -98,22 +98,22 @@ class JobRepo:
         """
         if cost < 0:
             raise ValueError("cost must be >= 0")
-        now = self._db.clock.now()
-        request_json = new.request.model_dump_json()  # off the database thread
+        # Everything but the SQL is worked out here, off the database thread.
+        at = Period.at(self._db.clock.now())
+        request_json = new.request.model_dump_json()
 
-        def create(conn: sqlite3.Connection) -> sqlite3.Row:
-            self._quotas._check(conn, new.guild_id, new.user_id, cost, roles, is_admin, now)
-            job_id = _insert_job(conn, new, request_json, cost, now)
+        def create(conn: sqlite3.Connection) -> int:
+            self._quotas._check(conn, new.guild_id, new.user_id, cost, roles, is_admin, at)
+            job_id = _insert_job(conn, new, request_json, cost, at.stamp)
             _insert_ledger(
                 conn, guild_id=new.guild_id, user_id=new.user_id, job_id=job_id, ref_id=None,
-                kind="reserve", units=cost, day=day_key(now), month=month_key(now),
-                actor=None, now=now,
+                kind="reserve", units=cost, day=at.day, month=at.month, actor=None,
+                stamp=at.stamp,
             )  # fmt: skip
-            row = _get_row(conn, job_id)
-            assert row is not None
-            return row
+            return job_id
 
-        return _job(await self._db.run_transaction(create))
+        job_id = await self._db.run_transaction(create)
+        return _new_job(job_id, new, cost, at.stamp)
 
     async def get(self, job_id: int) -> Job | None:
         row = await self._db.run(partial(_get_row, job_id=job_id))
@@ -181,8 +181,7 @@ class JobRepo:
         """
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final status")
-        now = self._db.clock.now()
-        stamp = to_db(now)
+        stamp = to_db(self._db.clock.now())
 
         def finish(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
@@ -193,7 +192,7 @@ class JobRepo:
             )
             if cursor.rowcount == 0:
                 return False  # already final: settled by whoever finished it first
-            _settle_reservation(conn, job_id, refund=refund, now=now)
+            _settle_reservation(conn, job_id, refund=refund, stamp=stamp)
             return True
 
         return await self._db.run_transaction(finish)
@@ -257,10 +256,9 @@ class JobRepo:
 
 
 def _insert_job(
-    conn: sqlite3.Connection, new: NewJob, request_json: str, cost: int, now: datetime
+    conn: sqlite3.Connection, new: NewJob, request_json: str, cost: int, stamp: str
 ) -> int:
     """Insert a `queued` job; returns its id."""
-    stamp = to_db(now)
     cursor = conn.execute(
         "INSERT INTO jobs (guild_id, channel_id, user_id, interaction_token, locale,"
         " request_json, format, relay_name, status, cost, created_at, updated_at,"
@@ -274,9 +272,7 @@ def _insert_job(
     return cursor.lastrowid
 
 
-def _settle_reservation(
-    conn: sqlite3.Connection, job_id: int, *, refund: bool, now: datetime
-) -> None:
+def _settle_reservation(conn: sqlite3.Connection, job_id: int, *, refund: bool, stamp: str) -> None:
     """Write the `commit` (or `refund`) row for the job's reservation, if it has one."""
     reserve = conn.execute(
         "SELECT id, guild_id, user_id, units, day, month FROM quota_ledger"
@@ -288,13 +284,26 @@ def _settle_reservation(
     _insert_ledger(
         conn, guild_id=reserve["guild_id"], user_id=reserve["user_id"], job_id=job_id,
         ref_id=reserve["id"], kind="refund" if refund else "commit", units=reserve["units"],
-        day=reserve["day"], month=reserve["month"], actor=None, now=now,
+        day=reserve["day"], month=reserve["month"], actor=None, stamp=stamp,
     )  # fmt: skip
 
 
 def _get_row(conn: sqlite3.Connection, job_id: int) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return row
+
+
+def _new_job(job_id: int, new: NewJob, cost: int, stamp: str) -> Job:
+    """The row `_insert_job` just wrote, as `_job` would read it back (without re-reading)."""
+    created = from_db(stamp)
+    return Job(
+        id=job_id, guild_id=new.guild_id, channel_id=new.channel_id, user_id=new.user_id,
+        message_id=None, interaction_token=new.interaction_token, locale=new.locale,
+        request=new.request, format=new.format, relay_name=new.relay_name, relay_id=None,
+        status="queued", progress=None, phase=None, result_url=None, error_code=None,
+        error_message=None, cost=cost, created_at=created, updated_at=created, started_at=None,
+        finished_at=None, parent_job_id=new.parent_job_id, delivered_at=None, error_detail=None,
+    )  # fmt: skip
 
 
 def _job(row: sqlite3.Row) -> Job:

@@ -2,11 +2,19 @@
 
 Two limits apply to a job: the guild's per calendar month (UTC) and the user's per day
 (UTC, counted per guild; direct messages are their own scope where only the daily limit
-applies). Usage is never a mutable counter: it is the sum of `reserve` rows minus
+applies). Usage is defined by the `quota_ledger`: the sum of `reserve` rows minus
 `refund` rows in the period the job was created in, counted from the scope's last
 `reset` row, so every balance can be explained line by line. `commit` rows change
 nothing; they mark a reservation as final. `grant` rows raise the limit for the period.
 Periods roll over with the injected clock; there is no cron.
+
+The check does not re-sum the ledger: `usage_guild_month` and `usage_user_day` hold a
+running total per scope and period (usage, grants and the last reset's id). They are a
+cache of the ledger, never written on their own: `_insert_ledger` updates them in the
+same transaction as the ledger row it writes (a reserve adds, a refund subtracts only if
+its reservation is newer than the period's last reset, a reset zeroes), so they commit
+or roll back together. `QuotaRepo.audit` recomputes every total from the ledger and
+reports any difference; the ledger always wins.
 
 Limits: a guild override of NULL uses the bot's default, 0 allows nothing and
 `UNLIMITED` (-1) removes the limit. Role rules scale the user daily limit (the largest
@@ -27,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple
 
 from bot.store._util import UNSET, Unset, day_key, from_db, month_key, next_day, next_month, to_db
 
@@ -130,6 +138,45 @@ class LedgerEntry:
     created_at: datetime
 
 
+class UsageTotals(NamedTuple):
+    """One scope's totals for one period: usage, grants and the last reset row's id."""
+
+    used: int
+    granted: int
+    reset_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaDrift:
+    """A running total that disagrees with the ledger (`QuotaRepo.audit`).
+
+    `user_id` None is the guild's monthly scope; `guild_id` None a user's DM scope.
+    `period` is the month ('YYYY-MM') or the day ('YYYY-MM-DD').
+    """
+
+    scope: QuotaScope
+    guild_id: int | None
+    user_id: int | None
+    period: str
+    ledger: UsageTotals
+    totals: UsageTotals
+
+
+class Period(NamedTuple):
+    """The quota periods at one instant, worked out once on the event loop so the
+    database thread only runs SQL."""
+
+    day: str
+    month: str
+    stamp: str  # the instant as stored (`to_db`)
+    next_day: datetime
+    next_month: datetime
+
+    @classmethod
+    def at(cls, now: datetime) -> Period:
+        return cls(day_key(now), month_key(now), to_db(now), next_day(now), next_month(now))
+
+
 def _limit(value: int | None) -> int | None:
     """Stored/default limit to effective limit: negative (and None default) = unlimited."""
     return None if value is None or value < 0 else value
@@ -155,9 +202,9 @@ class QuotaRepo:
         *,
         is_admin: bool = False,
     ) -> QuotaStatus:
-        now = self._db.clock.now()
+        period = Period.at(self._db.clock.now())
         return await self._db.run(
-            lambda conn: self._status(conn, guild_id, user_id, roles, is_admin, now)
+            lambda conn: self._status(conn, guild_id, user_id, roles, is_admin, period)
         )
 
     async def limits(self, guild_id: int) -> GuildLimits:
@@ -190,6 +237,10 @@ class QuotaRepo:
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         return [_entry(row) for row in await self._db.fetchall(sql, params)]
+
+    async def audit(self) -> list[QuotaDrift]:
+        """Recompute every running total from the ledger; empty if none has drifted."""
+        return await self._db.run(_audit)
 
     # -- admin changes ---------------------------------------------------------------
 
@@ -242,12 +293,12 @@ class QuotaRepo:
             raise ValueError("a grant must be at least 1 unit")
         if guild_id is None and user_id is None:
             raise ValueError("direct messages have no guild quota; grant to a user")
-        now = self._db.clock.now()
+        at = Period.at(self._db.clock.now())
         await self._db.run_transaction(
             partial(
                 _insert_ledger, guild_id=guild_id, user_id=user_id, job_id=None, ref_id=None,
-                kind="grant", units=units, day=day_key(now), month=month_key(now),
-                actor=actor, now=now,
+                kind="grant", units=units, day=at.day, month=at.month, actor=actor,
+                stamp=at.stamp,
             )
         )  # fmt: skip
 
@@ -259,18 +310,19 @@ class QuotaRepo:
         """
         if guild_id is None and user_id is None:
             raise ValueError("direct messages have no guild quota; reset a user")
-        now = self._db.clock.now()
-        day, month = day_key(now), month_key(now)
+        at = Period.at(self._db.clock.now())
+        day, month = at.day, at.month
 
         def write_reset(conn: sqlite3.Connection) -> None:
             if user_id is None:
                 assert guild_id is not None
-                cleared = _guild_used(conn, guild_id, month)
+                cleared = _guild_totals(conn, guild_id, month)[0]
             else:
-                cleared = _user_used(conn, guild_id, user_id, day)
+                cleared = _user_totals(conn, guild_id, user_id, day)[0]
             _insert_ledger(
                 conn, guild_id=guild_id, user_id=user_id, job_id=None, ref_id=None,
-                kind="reset", units=max(cleared, 0), day=day, month=month, actor=actor, now=now,
+                kind="reset", units=max(cleared, 0), day=day, month=month, actor=actor,
+                stamp=at.stamp,
             )  # fmt: skip
 
         await self._db.run_transaction(write_reset)
@@ -285,10 +337,10 @@ class QuotaRepo:
         cost: int,
         roles: Sequence[int],
         is_admin: bool,
-        now: datetime,
+        period: Period,
     ) -> None:
         """Raise `QuotaExceededError` if `cost` more units would break a limit (guild first)."""
-        st = self._status(conn, guild_id, user_id, roles, is_admin, now)
+        st = self._status(conn, guild_id, user_id, roles, is_admin, period)
         if st.guild_limit is not None and st.guild_used + cost > st.guild_limit:
             raise QuotaExceededError(
                 "guild",
@@ -313,9 +365,9 @@ class QuotaRepo:
         user_id: int,
         roles: Sequence[int],
         is_admin: bool,
-        now: datetime,
+        period: Period,
     ) -> QuotaStatus:
-        day, month = day_key(now), month_key(now)
+        day, month = period.day, period.month
         monthly: int | None = self.default_guild_monthly
         daily: int | None = self.default_user_daily
         exempt = False
@@ -342,33 +394,23 @@ class QuotaRepo:
                 if rule is not None:
                     exempt = exempt or bool(rule[0])
                     multiplier = rule[1]
-            guild_used = _guild_used(conn, guild_id, month)
+            guild_used, guild_granted = _guild_totals(conn, guild_id, month)
             guild_limit = _limit(monthly)
             if guild_limit is not None:
-                guild_limit += _sum(
-                    conn,
-                    "SELECT SUM(units) FROM quota_ledger WHERE kind = 'grant'"
-                    " AND guild_id = ? AND user_id IS NULL AND month = ?",
-                    (guild_id, month),
-                )
-        user_used = _user_used(conn, guild_id, user_id, day)
+                guild_limit += guild_granted
+        user_used, user_granted = _user_totals(conn, guild_id, user_id, day)
         user_limit = None if exempt else _limit(daily)
         if user_limit is not None:
             if multiplier is not None:
                 user_limit = math.floor(user_limit * multiplier)
-            user_limit += _sum(
-                conn,
-                "SELECT SUM(units) FROM quota_ledger WHERE kind = 'grant'"
-                " AND guild_id IS ? AND user_id = ? AND day = ?",
-                (guild_id, user_id, day),
-            )
+            user_limit += user_granted
         return QuotaStatus(
             guild_used=guild_used,
             guild_limit=guild_limit,
-            guild_resets_at=next_month(now),
+            guild_resets_at=period.next_month,
             user_used=user_used,
             user_limit=user_limit,
-            user_resets_at=next_day(now),
+            user_resets_at=period.next_day,
             user_exempt=exempt,
         )
 
@@ -378,28 +420,29 @@ def _sum(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> int:
     return int(row[0] or 0) if row else 0
 
 
-# Reservations since the scope's last reset, minus refunds of those reservations.
-_USED = (
-    "SELECT SUM(CASE kind WHEN 'reserve' THEN units ELSE -units END) FROM quota_ledger"
-    " WHERE kind IN ('reserve', 'refund') AND {scope}"
-    " AND COALESCE(ref_id, id) > (SELECT COALESCE(MAX(id), 0) FROM quota_ledger"
-    "   WHERE kind = 'reset' AND {reset_scope})"
-)
-_GUILD_USED = _USED.format(
-    scope="guild_id = ? AND month = ?", reset_scope="guild_id = ? AND user_id IS NULL AND month = ?"
-)
-_USER_USED = _USED.format(
-    scope="guild_id IS ? AND user_id = ? AND day = ?",
-    reset_scope="guild_id IS ? AND user_id = ? AND day = ?",
-)
+def _guild_key(guild_id: int | None) -> int:
+    """`usage_user_day` keys direct messages (guild_id NULL) as guild 0."""
+    return 0 if guild_id is None else guild_id
 
 
-def _guild_used(conn: sqlite3.Connection, guild_id: int, month: str) -> int:
-    return _sum(conn, _GUILD_USED, (guild_id, month, guild_id, month))
+def _guild_totals(conn: sqlite3.Connection, guild_id: int, month: str) -> tuple[int, int]:
+    """(used, granted) for the guild's month, from the running totals."""
+    row = conn.execute(
+        "SELECT used, granted FROM usage_guild_month WHERE guild_id = ? AND month = ?",
+        (guild_id, month),
+    ).fetchone()
+    return (0, 0) if row is None else (row[0], row[1])
 
 
-def _user_used(conn: sqlite3.Connection, guild_id: int | None, user_id: int, day: str) -> int:
-    return _sum(conn, _USER_USED, (guild_id, user_id, day, guild_id, user_id, day))
+def _user_totals(
+    conn: sqlite3.Connection, guild_id: int | None, user_id: int, day: str
+) -> tuple[int, int]:
+    """(used, granted) for the user's day in this guild (or in DMs)."""
+    row = conn.execute(
+        "SELECT used, granted FROM usage_user_day WHERE guild_key = ? AND user_id = ? AND day = ?",
+        (_guild_key(guild_id), user_id, day),
+    ).fetchone()
+    return (0, 0) if row is None else (row[0], row[1])
 
 
 def _insert_ledger(
@@ -414,16 +457,132 @@ def _insert_ledger(
     day: str,
     month: str,
     actor: int | None,
-    now: datetime,
+    stamp: str,
 ) -> int:
+    """Append a ledger row and apply it to the running totals; returns the row's id.
+
+    The only writer of the ledger and of the totals, so both change in the caller's
+    transaction or not at all.
+    """
     cursor = conn.execute(
         "INSERT INTO quota_ledger"
         " (guild_id, user_id, job_id, ref_id, kind, units, day, month, actor, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (guild_id, user_id, job_id, ref_id, kind, units, day, month, actor, to_db(now)),
+        (guild_id, user_id, job_id, ref_id, kind, units, day, month, actor, stamp),
     )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    row_id = cursor.lastrowid
+    assert row_id is not None
+    if kind == "commit":
+        return row_id
+    if kind == "refund":  # counts only if its reservation is newer than the last reset
+        assert ref_id is not None and user_id is not None, "a refund settles a reservation"
+        if guild_id is not None:
+            conn.execute(_GUILD_REFUND, (units, guild_id, month, ref_id))
+        conn.execute(_USER_REFUND, (units, _guild_key(guild_id), user_id, day, ref_id))
+        return row_id
+    used, granted, reset_id = {
+        "reserve": (units, 0, 0),
+        "grant": (0, units, 0),
+        "reset": (0, 0, row_id),
+    }[kind]
+    # A reservation counts in both scopes; a grant or a reset names one of them.
+    if guild_id is not None and (kind == "reserve" or user_id is None):
+        conn.execute(_GUILD_UPSERT, (guild_id, month, used, granted, reset_id))
+    if user_id is not None:
+        conn.execute(_USER_UPSERT, (_guild_key(guild_id), user_id, day, used, granted, reset_id))
+    return row_id
+
+
+# Add to `used` and `granted`; a reset (reset_id > 0) zeroes `used` and records its id.
+_UPSERT_SET = (
+    " DO UPDATE SET"
+    " used = CASE WHEN excluded.reset_id > 0 THEN 0 ELSE used + excluded.used END,"
+    " granted = granted + excluded.granted, reset_id = MAX(reset_id, excluded.reset_id)"
+)
+_GUILD_UPSERT = (
+    "INSERT INTO usage_guild_month (guild_id, month, used, granted, reset_id)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id, month)" + _UPSERT_SET
+)
+_USER_UPSERT = (
+    "INSERT INTO usage_user_day (guild_key, user_id, day, used, granted, reset_id)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_key, user_id, day)" + _UPSERT_SET
+)
+_GUILD_REFUND = (
+    "UPDATE usage_guild_month SET used = used - ? WHERE guild_id = ? AND month = ? AND reset_id < ?"
+)
+_USER_REFUND = (
+    "UPDATE usage_user_day SET used = used - ?"
+    " WHERE guild_key = ? AND user_id = ? AND day = ? AND reset_id < ?"
+)
+
+
+# -- the ledger's own definition of usage, for `audit` ---------------------------------
+
+# Reservations since the scope's last reset, minus refunds of those reservations.
+_USED = (
+    "SELECT SUM(CASE kind WHEN 'reserve' THEN units ELSE -units END) FROM quota_ledger"
+    " WHERE kind IN ('reserve', 'refund') AND {scope}"
+    " AND COALESCE(ref_id, id) > (SELECT COALESCE(MAX(id), 0) FROM quota_ledger"
+    "   WHERE kind = 'reset' AND {reset_scope})"
+)
+_GUILD_SCOPE = "guild_id = ? AND user_id IS NULL AND month = ?"
+_USER_SCOPE = "guild_id IS ? AND user_id = ? AND day = ?"
+_LEDGER_GUILD = (
+    _USED.format(scope="guild_id = ? AND month = ?", reset_scope=_GUILD_SCOPE),
+    f"SELECT SUM(units) FROM quota_ledger WHERE kind = 'grant' AND {_GUILD_SCOPE}",
+    f"SELECT MAX(id) FROM quota_ledger WHERE kind = 'reset' AND {_GUILD_SCOPE}",
+)
+_LEDGER_USER = (
+    _USED.format(scope=_USER_SCOPE, reset_scope=_USER_SCOPE),
+    f"SELECT SUM(units) FROM quota_ledger WHERE kind = 'grant' AND {_USER_SCOPE}",
+    f"SELECT MAX(id) FROM quota_ledger WHERE kind = 'reset' AND {_USER_SCOPE}",
+)
+
+
+def _from_ledger(
+    conn: sqlite3.Connection, queries: tuple[str, str, str], params: tuple[object, ...]
+) -> UsageTotals:
+    used, granted, reset_id = queries
+    return UsageTotals(
+        _sum(conn, used, params * 2), _sum(conn, granted, params), _sum(conn, reset_id, params)
+    )
+
+
+def _audit(conn: sqlite3.Connection) -> list[QuotaDrift]:
+    """Every (scope, period) the ledger or the totals know, recomputed and compared."""
+    drift: list[QuotaDrift] = []
+    zero = UsageTotals(0, 0, 0)
+    guilds = {
+        (row[0], row[1]): UsageTotals(row[2], row[3], row[4])
+        for row in conn.execute(
+            "SELECT guild_id, month, used, granted, reset_id FROM usage_guild_month"
+        )
+    }
+    for row in conn.execute(
+        "SELECT DISTINCT guild_id, month FROM quota_ledger WHERE guild_id IS NOT NULL"
+    ).fetchall():
+        guilds.setdefault((row[0], row[1]), zero)
+    for (guild_id, month), totals in sorted(guilds.items()):
+        ledger = _from_ledger(conn, _LEDGER_GUILD, (guild_id, month))
+        if ledger != totals:
+            drift.append(QuotaDrift("guild", guild_id, None, month, ledger, totals))
+    users = {
+        (row[0] or None, row[1], row[2]): UsageTotals(row[3], row[4], row[5])
+        for row in conn.execute(
+            "SELECT guild_key, user_id, day, used, granted, reset_id FROM usage_user_day"
+        )
+    }
+    for row in conn.execute(
+        "SELECT DISTINCT guild_id, user_id, day FROM quota_ledger WHERE user_id IS NOT NULL"
+    ).fetchall():
+        users.setdefault((row[0], row[1], row[2]), zero)
+    for (guild_id, user_id, day), totals in sorted(
+        users.items(), key=lambda item: (item[0][0] or 0, *item[0][1:])
+    ):
+        ledger = _from_ledger(conn, _LEDGER_USER, (guild_id, user_id, day))
+        if ledger != totals:
+            drift.append(QuotaDrift("user", guild_id, user_id, day, ledger, totals))
+    return drift
 
 
 _GUILD_COLUMNS = frozenset(

@@ -116,7 +116,8 @@ def _yes_no(value: bool, locale: str) -> str:
 
 
 def _phase_label(phase: str | None, locale: str) -> str:
-    key = f"phase.{phase or 'rendering'}"
+    # Accepted but not reported on yet: the relay hasn't started it, as far as we know.
+    key = f"phase.{phase or 'queued'}"
     return t(key if key in _KNOWN_PHASES else "phase.rendering", locale)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from bot.relay.errors import InvalidResponseError
 from bot.relay.http import RelayHTTP
 from bot.relay.models import Event, Submitted, VideoRequest, is_pro
-from bot.relay.polling import Snapshot, Status, expected_seconds, poll_events
+from bot.relay.polling import Snapshot, Status, expected_seconds, follow
 from bot.relay.task import _first_url, parse_percent, parse_status, unwrap
 
 SUBMIT_PATH = "/v1/videos"
@@ -92,7 +92,11 @@ async def generate(
         yield event
 
 
-async def poll(
+def _snapshot(data: Any) -> Snapshot:
+    return parse_video(data)[1]
+
+
+def poll(
     http: RelayHTTP,
     video_id: str,
     *,
@@ -103,23 +107,16 @@ async def poll(
     hint: float | None = None,
     immediate: bool = False,
 ) -> AsyncGenerator[Event, None]:
-    path = f"{SUBMIT_PATH}/{video_id}"
-
-    async def fetch() -> tuple[Snapshot, float | None]:
-        reply = await http.get_json(path, not_found_is_task=True, paced=True)
-        return parse_video(reply.data)[1], reply.retry_after
-
-    if immediate:
-        first, hint = await fetch()
-    async for event in poll_events(
-        fetch,
-        clock=http.clock,
-        started=http.clock.monotonic() if started is None else started,
-        deadline=deadline,
-        expected=expected,
+    return follow(
+        http,
+        f"{SUBMIT_PATH}/{video_id}",
+        _snapshot,
         relay_id=video_id,
         fmt="official",
+        deadline=deadline,
+        expected=expected,
+        started=started,
         first=first,
         hint=hint,
-    ):
-        yield event
+        immediate=immediate,
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import assert_never
+from typing import Any, assert_never
 
 from bot.clock import Clock
 from bot.relay.errors import (
@@ -23,7 +23,7 @@ from bot.relay.errors import (
     RelayError,
     TimedOutError,
 )
-from bot.relay.http import guess_stage, looks_like_policy
+from bot.relay.http import RelayHTTP, guess_stage, looks_like_policy
 from bot.relay.models import (
     Event,
     Finished,
@@ -170,3 +170,41 @@ async def poll_events(
             wait = min(wait, remaining)
         await clock.sleep(wait)
         snapshot, hint = await fetch()
+
+
+async def follow(
+    http: RelayHTTP,
+    path: str,
+    parse: Callable[[Any], Snapshot],
+    *,
+    relay_id: str,
+    fmt: RelayFormat,
+    deadline: float | None,
+    expected: float,
+    started: float | None = None,
+    first: Snapshot | None = None,
+    hint: float | None = None,
+    immediate: bool = False,
+) -> AsyncGenerator[Event, None]:
+    """Poll `path` until the job there ends; the task and official formats differ only in
+    where they look and how they read the answer. `immediate`: look once before waiting
+    (a resumed job may have finished while nobody watched)."""
+
+    async def fetch() -> tuple[Snapshot, float | None]:
+        reply = await http.get_json(path, not_found_is_task=True, paced=True)
+        return parse(reply.data), reply.retry_after
+
+    if immediate:
+        first, hint = await fetch()
+    async for event in poll_events(
+        fetch,
+        clock=http.clock,
+        started=http.clock.monotonic() if started is None else started,
+        deadline=deadline,
+        expected=expected,
+        relay_id=relay_id,
+        fmt=fmt,
+        first=first,
+        hint=hint,
+    ):
+        yield event

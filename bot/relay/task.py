@@ -14,7 +14,7 @@ from typing import Any
 from bot.relay.errors import InvalidResponseError, TaskNotFoundError
 from bot.relay.http import RelayHTTP, classify
 from bot.relay.models import Event, Submitted, VideoRequest
-from bot.relay.polling import Snapshot, Status, expected_seconds, poll_events
+from bot.relay.polling import Snapshot, Status, expected_seconds, follow
 
 SUBMIT_PATH = "/v2/videos/generations"
 
@@ -190,7 +190,7 @@ async def generate(
         yield event
 
 
-async def poll(
+def poll(
     http: RelayHTTP,
     task_id: str,
     *,
@@ -200,25 +200,15 @@ async def poll(
     hint: float | None = None,
     immediate: bool = False,
 ) -> AsyncGenerator[Event, None]:
-    path = f"{SUBMIT_PATH}/{task_id}"
-
-    async def fetch() -> tuple[Snapshot, float | None]:
-        reply = await http.get_json(path, not_found_is_task=True, paced=True)
-        return parse_task(reply.data), reply.retry_after
-
-    first: Snapshot | None = None
-    if immediate:
-        first, hint = await fetch()
-
-    async for event in poll_events(
-        fetch,
-        clock=http.clock,
-        started=http.clock.monotonic() if started is None else started,
-        deadline=deadline,
-        expected=expected,
+    return follow(
+        http,
+        f"{SUBMIT_PATH}/{task_id}",
+        parse_task,
         relay_id=task_id,
         fmt="task",
-        first=first,
+        deadline=deadline,
+        expected=expected,
+        started=started,
         hint=hint,
-    ):
-        yield event
+        immediate=immediate,
+    )

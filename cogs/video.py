@@ -153,9 +153,7 @@ class Video(commands.Cog):
 
     # -- shared by commands and buttons ---------------------------------------------
 
-    async def start_job(
-        self, interaction: discord.Interaction, request: VideoRequest, *, parent: int | None = None
-    ) -> Job:
+    async def start_job(self, interaction: discord.Interaction, request: VideoRequest) -> Job:
         """Reserve, queue and show a job; the interaction is already deferred."""
         roles, is_admin = member_context(interaction)
         new = NewJob(
@@ -166,7 +164,6 @@ class Video(commands.Cog):
             format=self.bot.relay.format_for(request),
             interaction_token=interaction.token,
             locale=locale_of(interaction),
-            parent_job_id=parent,
         )
         job = await self.bot.engine.submit(new, roles=roles, is_admin=is_admin)
         await self._post_progress(interaction, job)
@@ -214,9 +211,9 @@ class Video(commands.Cog):
         await self._guarded(interaction, self._rerun, job_id)
 
     async def _rerun(self, interaction: discord.Interaction, job_id: int) -> None:
-        source = await self._job(job_id)
         await interaction.response.defer(thinking=True)
-        await self.start_job(interaction, source.request, parent=source.id)
+        new = await self.bot.engine.rerun(job_id, requester(interaction))
+        await self._post_progress(interaction, new)
 
     async def on_remix(self, interaction: discord.Interaction, job_id: int) -> None:
         await self._guarded(interaction, self._open_remix, job_id)

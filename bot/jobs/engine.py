@@ -210,8 +210,13 @@ class JobEngine:
     async def rerun(self, job_id: int, requester: Requester) -> Job:
         """The same request again, as a new job charged to whoever asked."""
         source = await self._get(job_id)
+        # A rerun of a remix is pinned to the source's relay like the remix was; any other
+        # job is offered to the relays afresh (the relay that takes it is recorded then).
+        new = requester.new_job(
+            source, request=source.request, format=source.format, relay_name=source.relay_name
+        )
         return await self.submit(
-            requester.new_job(source, request=source.request, format=source.format),
+            new,
             roles=requester.roles,
             is_admin=requester.is_admin,
         )

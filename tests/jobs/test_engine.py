@@ -167,6 +167,12 @@ async def test_remix_uses_the_official_endpoint_with_the_relay_id(
         "prompt": "make it blue"
     }
 
+    again = await engine.rerun(remix.id, Requester(user_id=12))
+    await seen.wait_for(lambda _: again.id in seen.finished())
+    rerun_row = await engine.db.jobs.get(again.id)
+    assert rerun_row and rerun_row.status == "succeeded"
+    assert rerun_row.relay_name == row.relay_name and len(relay.requests_to("remix")) == 2
+
     private = await engine.submit(new_job("secret", private=True))
     await seen.wait_for(lambda _: private.id in seen.finished())
     with pytest.raises(JobError) as info:

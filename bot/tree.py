@@ -46,6 +46,19 @@ def locale_of(interaction: discord.Interaction) -> str:
     return str(interaction.locale)
 
 
+def manages_guild(interaction: discord.Interaction) -> bool:
+    """Whether the member may administer the bot here (Manage Server)."""
+    member = interaction.user
+    return isinstance(member, discord.Member) and member.guild_permissions.manage_guild
+
+
+def member_context(interaction: discord.Interaction) -> tuple[list[int], bool]:
+    """The member's role ids and whether they manage the server (quota rules use both)."""
+    user = interaction.user
+    roles = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+    return roles, manages_guild(interaction)
+
+
 def describe_error(exc: BaseException, locale: str) -> str | None:
     """The sentence for a known error in `locale`, or None for an unexpected one."""
     match exc:

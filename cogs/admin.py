@@ -9,24 +9,12 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
-from bot.tree import locale_of
+from bot.tree import locale_of, manages_guild, member_context
 from bot.ui.embeds import quota_embed, relay_status_embed
 from bot.ui.i18n import t
 
 if TYPE_CHECKING:
     from bot.app import VideoBot
-
-
-def _roles(interaction: discord.Interaction) -> tuple[list[int], bool]:
-    user = interaction.user
-    if isinstance(user, discord.Member):
-        return [role.id for role in user.roles], user.guild_permissions.manage_guild
-    return [], False
-
-
-def _manages_guild(interaction: discord.Interaction) -> bool:
-    member = interaction.user
-    return isinstance(member, discord.Member) and member.guild_permissions.manage_guild
 
 
 class Quota(commands.Cog):
@@ -35,7 +23,7 @@ class Quota(commands.Cog):
 
     @app_commands.command(name="quota", description=_("Show your and this server's video units"))
     async def quota(self, interaction: discord.Interaction) -> None:
-        roles, is_admin = _roles(interaction)
+        roles, is_admin = member_context(interaction)
         status = await self.bot.db.quotas.status(
             interaction.guild_id, interaction.user.id, roles, is_admin=is_admin
         )
@@ -60,7 +48,7 @@ class QuotaAdmin(
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Default permissions can be overridden by the server; check again here."""
-        return _manages_guild(interaction)
+        return manages_guild(interaction)
 
     @app_commands.command(
         name="set", description=_("Set the monthly server limit and daily member limit")
@@ -130,7 +118,7 @@ class Relay(commands.GroupCog, group_name="relay", group_description=_("Check th
         self.bot = bot
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        return _manages_guild(interaction)
+        return manages_guild(interaction)
 
     @app_commands.command(name="status", description=_("Check the video services"))
     async def status(self, interaction: discord.Interaction) -> None:

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot.jobs.engine import JobError
 from bot.relay.models import check_timestamps
-from bot.tree import UserFacingError, locale_of
+from bot.tree import UserFacingError, locale_of, manages_guild
 from bot.ui.embeds import character_list_embed
 from bot.ui.i18n import t
 
@@ -107,9 +107,7 @@ class Characters(
         found = await self.bot.db.characters.get(interaction.guild_id, alias)
         if found is None:
             raise UserFacingError("unknown_alias", names=f"@{alias}")
-        member = interaction.user
-        may_manage = isinstance(member, discord.Member) and member.guild_permissions.manage_guild
-        if found.created_by != interaction.user.id and not may_manage:
+        if found.created_by != interaction.user.id and not manages_guild(interaction):
             raise UserFacingError("character.not_yours", alias=found.alias)
         await self.bot.db.characters.delete(interaction.guild_id, alias)
         await interaction.response.send_message(

@@ -15,7 +15,7 @@ from bot.images import check_declared, reference_image
 from bot.jobs.engine import JobError, Requester
 from bot.relay.models import ImageInput, Shot, VideoRequest
 from bot.store.jobs import Job, NewJob
-from bot.tree import UserFacingError, locale_of, render_error
+from bot.tree import UserFacingError, locale_of, member_context, render_error
 from bot.ui.embeds import job_embed
 from bot.ui.i18n import t
 from bot.ui.views import JOB_BUTTONS, RemixModal, StoryboardModal, progress_view
@@ -51,14 +51,6 @@ def requester(interaction: discord.Interaction) -> Requester:
         interaction_token=interaction.token,
         locale=locale_of(interaction),
     )
-
-
-def member_context(interaction: discord.Interaction) -> tuple[list[int], bool]:
-    """The member's role ids and whether they manage the server (quota rules use both)."""
-    user = interaction.user
-    if isinstance(user, discord.Member):
-        return [role.id for role in user.roles], user.guild_permissions.manage_guild
-    return [], False
 
 
 class Video(commands.Cog):

@@ -46,7 +46,7 @@ class NoticeReceiver:
         if not secret:
             raise ValueError("a notice receiver needs a secret path segment")
         self._handler = handler
-        self._secret = secret
+        self._secret = secret.encode()
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -67,7 +67,10 @@ class NoticeReceiver:
             self._runner = None
 
     async def _receive(self, request: web.Request) -> web.Response:
-        if not hmac.compare_digest(request.match_info["secret"], self._secret):
+        # Bytes: `compare_digest` refuses non-ASCII str (a TypeError, so a 500), and a
+        # percent-encoded path decodes to any text a stranger likes.
+        given = request.match_info["secret"].encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, self._secret):
             raise web.HTTPNotFound()
         try:
             notice = AccountNotice.model_validate_json(await request.read())

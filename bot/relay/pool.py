@@ -31,6 +31,7 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 BreakerState = Literal["closed", "open", "half-open"]
+Permit = Literal["normal", "trial"] | None
 
 RATE_LIMIT_WAIT = 15.0  # when a 429 names no Retry-After
 MAX_RATE_LIMIT_WAIT = 60.0
@@ -38,7 +39,12 @@ MAX_RATE_LIMIT_WAIT = 60.0
 
 class CircuitBreaker:
     """Closed → open after `threshold` failures in a row → half-open after `cooldown`
-    seconds, when one attempt decides whether it closes again or reopens."""
+    seconds, when exactly one trial request decides whether it closes again or reopens.
+
+    While that trial is in flight every other request is refused as if the breaker were
+    still open: a relay that just came back must not take a whole backlog at once, and a
+    still-broken one must not fail a dozen jobs in parallel.
+    """
 
     def __init__(self, clock: Clock, *, threshold: int = 3, cooldown: float = 60.0) -> None:
         self.clock = clock
@@ -47,6 +53,7 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at: float | None = None
         self.last_error: str | None = None
+        self._trial = False  # a half-open trial request is in flight
 
     @property
     def state(self) -> BreakerState:
@@ -57,18 +64,39 @@ class CircuitBreaker:
         return "open"
 
     def allows(self) -> bool:
-        return self.state != "open"
+        """Whether a request may go now (without taking the trial; see `acquire`)."""
+        state = self.state
+        return state == "closed" or (state == "half-open" and not self._trial)
+
+    def acquire(self) -> Permit:
+        """Permission to send one request: always when closed; when half-open, only the
+        first caller gets it (the trial) until `succeeded`, `failed` or `release`."""
+        state = self.state
+        if state == "closed":
+            return "normal"
+        if state == "open" or self._trial:
+            return None
+        self._trial = True
+        return "trial"
+
+    def release(self, permit: Permit) -> None:
+        """The request ended without a verdict on the relay (cancelled, refused for the
+        member's own reasons): if it was the trial, the next request may be one."""
+        if permit == "trial":
+            self._trial = False
 
     def succeeded(self) -> None:
         self.failures = 0
         self.opened_at = None
         self.last_error = None
+        self._trial = False
 
     def failed(self, error: RelayError) -> None:
         self.failures += 1
         self.last_error = error.code
         if self.state == "half-open" or self.failures >= self.threshold:
             self.opened_at = self.clock.monotonic()
+        self._trial = False
 
 
 @dataclass
@@ -177,6 +205,11 @@ class RelayPool:
         last: RelayError | None = None
         for round_ in range(2):
             for member in self._candidates(relay_name):
+                # Asked at the moment of sending, not when the list was made: of several
+                # jobs arriving while a breaker is half-open, only one is its trial.
+                permit: Permit = "normal"
+                if relay_name is None and (permit := member.breaker.acquire()) is None:
+                    continue
                 accepted = False
                 try:
                     async with aclosing(
@@ -202,6 +235,9 @@ class RelayPool:
                     member.breaker.failed(exc)
                     log.warning("relay %s did not take the job (%s)", member.name, exc.code)
                     last = exc
+                finally:
+                    if not accepted:
+                        member.breaker.release(permit)  # no verdict (e.g. cancelled)
             if round_ == 0 and isinstance(last, RateLimitedError):
                 wait = min(last.retry_after or RATE_LIMIT_WAIT, MAX_RATE_LIMIT_WAIT)
                 log.info("every relay is rate-limited; trying again in %.0f s", wait)
@@ -225,7 +261,7 @@ class RelayPool:
     def _candidates(self, relay_name: str | None) -> list[PoolMember]:
         if relay_name is not None:
             return [self.client_member(relay_name)]
-        return [m for m in self.members if m.breaker.allows()]
+        return list(self.members)  # each breaker is asked as the job reaches it
 
     def client_member(self, relay_name: str | None) -> PoolMember:
         member = self._by_name.get(relay_name or "")

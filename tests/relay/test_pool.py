@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -173,3 +174,68 @@ async def test_health_reports_every_relay(pool_of, relay: FakeRelay) -> None:
     report = await pool.health()
     assert [(h.name, h.ok) for h in report] == [("primary", True), ("backup", False)]
     assert report[0].models and report[1].error
+
+
+async def _open_then_cool(pool: RelayPool, relay: FakeRelay, clock: FakeClock) -> None:
+    """Two refusals open the first relay's breaker; the cool-down makes it half-open."""
+    relay.fail_next("task_submit", status=403, body='{"error":{"message":"用户额度不足"}}', times=2)
+    for n in range(2):
+        await collect(pool.generate(request(f"opening {n}")))
+    assert pool.members[0].breaker.state == "open"
+    clock.advance(61)
+    assert pool.members[0].breaker.state == "half-open"
+
+
+async def test_half_open_lets_exactly_one_trial_through_while_others_go_elsewhere(
+    pool_of, relay: FakeRelay, backup: FakeRelay, clock: FakeClock
+) -> None:
+    pool = pool_of(relay.url, backup.url, threshold=2, cooldown=60)
+    await _open_then_cool(pool, relay, clock)
+    before = len(relay.requests_to("task_submit"))
+    hold = asyncio.Event()
+    relay.fail_next("task_submit", wait=hold)  # the trial's answer is held back
+
+    jobs = [asyncio.create_task(collect(pool.generate(request(f"burst {n}")))) for n in range(5)]
+    done = await asyncio.wait_for(_first_finished(jobs, 4), 10)
+    assert [submitted(job.result()).relay for job in done] == ["backup"] * 4
+    assert len(relay.requests_to("task_submit")) == before + 1  # exactly one trial
+    assert pool.members[0].breaker.state == "half-open" and not pool.members[0].breaker.allows()
+
+    hold.set()  # the relay answers the trial: it has recovered
+    results = await asyncio.wait_for(asyncio.gather(*jobs), 10)
+    assert sorted(submitted(events).relay for events in results) == ["backup"] * 4 + ["primary"]
+    assert pool.members[0].breaker.state == "closed"
+    for n in range(5):
+        assert relay.submits_for(f"burst {n}") + backup.submits_for(f"burst {n}") == 1
+
+
+async def _first_finished(jobs: list[asyncio.Task[list]], count: int) -> set[asyncio.Task[list]]:
+    done: set[asyncio.Task[list]] = set()
+    while len(done) < count:
+        finished_now, _ = await asyncio.wait(set(jobs) - done, return_when="FIRST_COMPLETED")
+        done |= finished_now
+    return done
+
+
+async def test_a_failed_trial_reopens_and_a_cancelled_one_frees_the_slot(
+    pool_of, relay: FakeRelay, backup: FakeRelay, clock: FakeClock
+) -> None:
+    pool = pool_of(relay.url, backup.url, threshold=2, cooldown=60)
+    await _open_then_cool(pool, relay, clock)
+    breaker = pool.members[0].breaker
+
+    trial = asyncio.create_task(collect(pool.generate(request("cancelled trial"))))
+    await asyncio.sleep(0)  # the trial runs up to its first network wait
+    assert not breaker.allows()  # it holds the slot
+    trial.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await trial
+    assert breaker.state == "half-open" and breaker.allows()  # no verdict: the slot is free
+
+    relay.fail_next("task_submit", status=403, body='{"error":{"message":"用户额度不足"}}')
+    events = await collect(pool.generate(request("failing trial")))
+    assert submitted(events).relay == "backup"
+    assert breaker.state == "open"  # the trial failed: open again for a full cool-down
+    sent = len(relay.requests_to("task_submit"))
+    await collect(pool.generate(request("while open")))
+    assert len(relay.requests_to("task_submit")) == sent

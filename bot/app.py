@@ -17,6 +17,7 @@ from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
 from bot.jobs.engine import JobEngine
 from bot.live_messages import LiveMessages
+from bot.logs import install_token_redaction
 from bot.operator_notices import OperatorNotices
 from bot.relay.pool import RelayPool
 from bot.relay.webhook import NoticeReceiver
@@ -56,6 +57,7 @@ class VideoBot(commands.AutoShardedBot):
         sync_only: bool = False,
         **options: object,
     ) -> None:
+        install_token_redaction()  # discord.py logs interaction tokens at DEBUG
         intents = discord.Intents.default()
         intents.message_content = False
         intents.typing = False

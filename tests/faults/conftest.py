@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,19 +48,23 @@ def fake_discord_options() -> dict[str, Any]:
     return {"edit_rate_limit": (50, 1.0), "token": DISCORD_TOKEN}
 
 
-def _needles() -> dict[str, str]:
+def _needles(interaction_tokens: Iterable[str] = ()) -> dict[str, str]:
     found = dict(SECRETS)
     for name, secret in SECRETS.items():
         found[f"{name} (masked middle)"] = secret[3:-3]
+    for n, token in enumerate(interaction_tokens, 1):
+        found[f"interaction token {n}"] = token
     return found
 
 
-def leaks_in(texts: list[tuple[str, str]]) -> list[str]:
-    """ "<secret> in <where>" for each secret (or its masked middle) found in a text."""
+def leaks_in(texts: list[tuple[str, str]], interaction_tokens: Iterable[str] = ()) -> list[str]:
+    """ "<secret> in <where>" for each secret (or its masked middle) found in a text, and
+    for each interaction token given (each lets its holder edit the bot's reply)."""
+    needles = _needles(interaction_tokens)
     return [
         f"{name} in {where}"
         for where, text in texts
-        for name, needle in _needles().items()
+        for name, needle in needles.items()
         if needle in text
     ]
 
@@ -98,7 +102,8 @@ def _record_text(record: logging.LogRecord) -> str:
 def no_secret_leaks(
     caplog: pytest.LogCaptureFixture, fake_discord: FakeDiscord
 ) -> Iterator[LeakScan]:
-    """Fails the test if the relay key or the Discord token reached a log or a message."""
+    """Fails the test if the relay key, the Discord token or an interaction token reached
+    a log (DEBUG included) or a message."""
     for name in LOUD_LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name or None)
     scan = LeakScan()
@@ -116,7 +121,8 @@ def no_secret_leaks(
     for request in fake_discord.requests:
         body = json.dumps(request.body, ensure_ascii=False, default=str)
         texts.append((f"Discord request {request.method} {request.route}", body))
-    leaks = leaks_in(texts)
+    tokens = [inter.token for inter in fake_discord.interactions.values()]
+    leaks = leaks_in(texts, tokens)
     assert not leaks, "secrets leaked: " + "; ".join(leaks[:10])
     assert records or scan.texts, "no log output was captured: the scan would prove nothing"
 

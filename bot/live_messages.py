@@ -177,7 +177,12 @@ class LiveMessages:
                 await self.clock.sleep(delay)
         self._unattachable.add(job.id)
         await self._move_to_channel(
-            job, {"embed": job_embed(job, locale=job.locale, now=self.clock.now())}
+            job,
+            {
+                "embed": job_embed(
+                    job, locale=job.locale, now=self.clock.now(), costs=self.bot.costs
+                )
+            },
         )
         await self.bot.db.jobs.mark_delivered(job.id)
 
@@ -199,12 +204,16 @@ class LiveMessages:
 
     async def _show_progress(self, job: Job, queue_position: int | None) -> None:
         embed = job_embed(
-            job, locale=job.locale, now=self.clock.now(), queue_position=queue_position
+            job,
+            locale=job.locale,
+            now=self.clock.now(),
+            queue_position=queue_position,
+            costs=self.bot.costs,
         )
         await self._edit_or_post(job, embed=embed, view=progress_view(job, job.locale))
 
     async def _deliver(self, job: Job) -> None:
-        embed = job_embed(job, locale=job.locale, now=self.clock.now())
+        embed = job_embed(job, locale=job.locale, now=self.clock.now(), costs=self.bot.costs)
         view = result_view(job, job.locale) if job.status == "succeeded" else None
         files: list[discord.File] = []
         if job.status == "succeeded" and job.result_url:

@@ -97,12 +97,24 @@ class Settings(BaseSettings):
     # Quotas (cost units)
     quota_guild_monthly: int = Field(default=200, ge=0)
     quota_user_daily: int = Field(default=10, ge=0)
-    cost_table: str = "10=1,15=2,25=4,hd=2"
+    cost_table: str = "10=1,15=2,25=4,hd=2,sora-2=1,sora-2-pro=3"
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("cost_table")
+    @classmethod
+    def _cost_table(cls, value: str) -> str:
+        """A bad price stops start-up here, with one line, not at the first /video."""
+        from bot.jobs.costs import CostTable, CostTableError  # not a leaf: imported late
+
+        try:
+            CostTable.parse(value)
+        except CostTableError as exc:
+            raise ValueError(str(exc).removeprefix("COST_TABLE ")) from None
+        return value
 
     @field_validator("relay_base_url", "discord_api_base", "discord_gateway_url")
     @classmethod
@@ -157,4 +169,5 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-        raise SettingsError(f"{name} is invalid: {error['msg']}") from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name} is invalid: {message}") from None

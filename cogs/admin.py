@@ -32,6 +32,7 @@ class Quota(commands.Cog):
             locale_of(interaction),
             self.bot.clock.now(),
             in_guild=interaction.guild_id is not None,
+            prices=self.bot.costs,
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 

@@ -37,6 +37,7 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description=_("Your video
             now=self.bot.clock.now(),
             queue_position=self.bot.engine.queue_position(job.id),
             details=True,
+            costs=self.bot.costs,
         )
         view = result_view(job, locale) if job.status == "succeeded" else discord.utils.MISSING
         await interaction.response.send_message(embed=embed, view=view, ephemeral=True)

@@ -163,7 +163,13 @@ class Video(commands.Cog):
 
     async def _post_progress(self, interaction: discord.Interaction, job: Job) -> None:
         position = self.bot.engine.queue_position(job.id)
-        embed = job_embed(job, locale=job.locale, now=self.bot.clock.now(), queue_position=position)
+        embed = job_embed(
+            job,
+            locale=job.locale,
+            now=self.bot.clock.now(),
+            queue_position=position,
+            costs=self.bot.costs,
+        )
         try:
             message = await interaction.followup.send(
                 embed=embed,
@@ -234,7 +240,11 @@ class Video(commands.Cog):
         async def go(interaction: discord.Interaction, job_id: int) -> None:
             job = await self._job(job_id)
             embed = job_embed(
-                job, locale=locale_of(interaction), now=self.bot.clock.now(), details=True
+                job,
+                locale=locale_of(interaction),
+                now=self.bot.clock.now(),
+                details=True,
+                costs=self.bot.costs,
             )
             await interaction.response.send_message(embed=embed, ephemeral=True)
 

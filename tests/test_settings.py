@@ -40,6 +40,8 @@ def test_every_variable_is_documented(document: str) -> None:
         ('RELAYS=[{"name": "a"}]', "RELAYS"),
         ("RELAY_FORMAT=video", "RELAY_FORMAT"),
         ("RELAY_BASE_URL=relay.example", "RELAY_BASE_URL"),
+        ("COST_TABLE=10=1,15=2,25=4,sora-2-pro=x", "COST_TABLE"),
+        ("COST_TABLE=10=1,15=2,25=4,sora-2-pro=0", "COST_TABLE"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path, line: str, named: str) -> None:
@@ -59,3 +61,11 @@ def test_secrets_stay_out_of_reprs(tmp_path: Path) -> None:
     loaded = load_settings(env)
     shown = repr(loaded) + str(loaded) + repr(loaded.relay_configs())
     assert not re.search(r"discord-token-value|sk-relay-key-value|sk-second-key", shown)
+
+
+def test_a_bad_cost_table_stops_loading_with_the_entry(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("COST_TABLE=10=1,15=2,25=4,hd=2,sora-2-pro=lots\n")
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    assert str(info.value) == "COST_TABLE is invalid: entry 'sora-2-pro=lots' is not a number"

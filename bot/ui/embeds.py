@@ -14,6 +14,7 @@ from typing import Final, assert_never
 
 import discord
 
+from bot.jobs.costs import CostTable
 from bot.relay.errors import ERRORS_BY_CODE
 from bot.relay.models import VideoRequest
 from bot.ui.i18n import EN, has_key, relay_error_text, t
@@ -221,6 +222,47 @@ def failure_text(job: JobLike, locale: str) -> str:
 _ERROR_KEYS: Final = frozenset(k for k in EN if k.startswith(("error.", "invalid.")))
 
 
+def cost_text(job: JobLike, locale: str, costs: CostTable | None = None) -> str:
+    """The job's units and, when HD or the model's factor changed the price, how today's
+    table reaches it ("15 s = 2 units × HD 2 × 3 (sora-2-pro) = 12 units"). A job priced
+    under an older table shows its units only, since the explanation would not add up."""
+    plain = t("value.units", locale, units=job.cost)
+    if costs is None or job.request.duration not in costs.per_duration:
+        return plain
+    part = costs.breakdown(job.request)
+    if part.total != job.cost or (part.hd_multiplier is None and part.model_factor == 1):
+        return plain
+    hd = t("cost.hd", locale, factor=f"{part.hd_multiplier:g}") if part.hd_multiplier else ""
+    return t(
+        "cost.explain",
+        locale,
+        duration=part.duration,
+        base=part.base,
+        hd=hd,
+        factor=f"{part.model_factor:g}",
+        model=escape_member_text(part.model),
+        units=part.total,
+    )
+
+
+def prices_text(costs: CostTable, locale: str) -> str:
+    """The price list, as `/quota` shows it: units per duration, then the multipliers."""
+    durations = " · ".join(
+        f"{t('value.seconds', locale, n=seconds)}: {units}"
+        for seconds, units in sorted(costs.per_duration.items())
+    )
+    models = " · ".join(
+        f"{escape_member_text(model)} ×{factor:g}"
+        for model, factor in sorted(costs.model_factors.items())
+    )
+    return "\n".join(
+        (
+            t("quota.price_durations", locale, durations=durations),
+            t("quota.price_factors", locale, hd=f"{costs.hd_multiplier:g}", models=models),
+        )
+    )
+
+
 def _is_link(url: str | None, limit: int = URL_LIMIT) -> bool:
     """Only http(s) links of sane length become buttons or embed URLs; Discord rejects others."""
     return url is not None and len(url) <= limit and url.startswith(("https://", "http://"))
@@ -233,8 +275,11 @@ def job_embed(
     now: datetime,
     queue_position: int | None = None,
     details: bool = False,
+    costs: CostTable | None = None,
 ) -> discord.Embed:
-    """The job's one progress message, for any status; `details` adds ids and timestamps."""
+    """The job's one progress message, for any status; `details` adds ids and timestamps.
+
+    `costs` (the bot's cost table) lets the Cost field explain the price."""
     title, colour = _title(job, locale, queue_position)
     embed = discord.Embed(title=title, description=_prompt_text(job.request), colour=colour)
     _option_fields(embed, job.request, locale)
@@ -274,16 +319,14 @@ def job_embed(
             if note:
                 lines.append(note)
             embed.add_field(name=t("field.error", locale), value="\n".join(lines), inline=False)
-        elif status == "cancelled":
-            note = refund_note(job, locale)
-            if note:
-                embed.add_field(name=t("field.cost", locale), value=note, inline=False)
+    note = refund_note(job, locale) if status == "cancelled" else None
+    if note:
+        embed.add_field(name=t("field.cost", locale), value=note, inline=False)
+    elif job.cost > 0 or details:
+        embed.add_field(name=t("field.cost", locale), value=cost_text(job, locale, costs))
 
     if details:
         embed.add_field(name=t("field.job", locale), value=f"#{job.id}")
-        embed.add_field(
-            name=t("field.cost", locale), value=t("value.units", locale, units=job.cost)
-        )
         if job.relay_id:
             embed.add_field(name=t("field.relay", locale), value=f"`{clamp(job.relay_id, 200)}`")
         embed.add_field(name=t("field.created", locale), value=timestamp(job.created_at, "f"))
@@ -312,9 +355,15 @@ def _quota_line(used: int, limit: int | None, resets_at: datetime, locale: str) 
 
 
 def quota_embed(
-    status: QuotaStatusLike, locale: str, now: datetime, *, in_guild: bool = True
+    status: QuotaStatusLike,
+    locale: str,
+    now: datetime,
+    *,
+    in_guild: bool = True,
+    prices: CostTable | None = None,
 ) -> discord.Embed:
-    """The member's units and (in a server) the server's, resets as relative timestamps."""
+    """The member's units and (in a server) the server's, resets as relative timestamps;
+    with `prices`, what each video costs, so a member can see why pro spends more."""
     embed = discord.Embed(title=f"🎟️ {t('quota.title', locale)}", colour=BLURPLE, timestamp=now)
     if status.user_exempt:
         mine = t("quota.exempt", locale)
@@ -324,6 +373,8 @@ def quota_embed(
     if in_guild:
         server = _quota_line(status.guild_used, status.guild_limit, status.guild_resets_at, locale)
         embed.add_field(name=t("quota.server", locale), value=server, inline=False)
+    if prices is not None:
+        embed.add_field(name=t("quota.prices", locale), value=prices_text(prices, locale))
     return fit(embed)
 
 

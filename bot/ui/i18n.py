@@ -93,6 +93,12 @@ EN: Final[dict[str, str]] = {
     "this video needs {cost}. Your quota resets {resets}.",
     "quota.user_off": "Your daily quota here is 0 units, so you cannot make videos.",
     "quota.exempt": "No limit for you",
+    "quota.prices": "Prices",
+    "quota.price_durations": "{durations} units",
+    "quota.price_factors": "HD ×{hd} · {models}",
+    # How a job's cost was reached (the model factor comes from COST_TABLE).
+    "cost.explain": "{duration} s = {base} units{hd} × {factor} ({model}) = {units} units",
+    "cost.hd": " × HD {factor}",
     # Character aliases (AliasError codes in bot/store/characters.py).
     "alias.alias_unknown": "Unknown character {names}; see /character list.",
     "alias.alias_invalid": "A character alias is 2 to 32 letters, digits, _ or -, "
@@ -250,6 +256,11 @@ ZH: Final[dict[str, str]] = {
     "额度将于 {resets}重置。",
     "quota.user_off": "你在这里的每日额度为 0,无法生成视频。",
     "quota.exempt": "你不受额度限制",
+    "quota.prices": "价格",
+    "quota.price_durations": "{durations} 额度",
+    "quota.price_factors": "高清 ×{hd} · {models}",
+    "cost.explain": "{duration} 秒 = {base} 额度{hd} × {factor}({model})= {units} 额度",
+    "cost.hd": " × 高清 {factor}",
     "alias.alias_unknown": "未知的角色 {names};请查看 /character list。",
     "alias.alias_invalid": "角色别名须为 2 到 32 个字母、数字、_ 或 -,不能有空格或点。",
     "alias.alias_taken": "{alias} 在本服务器已被占用;请换一个别名或先删除它。",

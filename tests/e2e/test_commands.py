@@ -58,9 +58,14 @@ async def test_quota_shows_yours_and_the_servers(
     await fake_discord.run_slash(
         "video", {"prompt": "a kite", "duration": 15, "model": "sora-2-pro"}
     )
-    await final_message(fake_discord, 1)
+    message = await final_message(fake_discord, 1)
+    # sora-2-pro costs ×3 (issue 9, point 9): a 15 s pro video is 2 × 3 = 6 units.
+    assert "15 s = 2 units × 3 (sora-2-pro) = 6 units" in str(message.embeds)
     text = await reply_of(await fake_discord.run_slash("quota", {}))
-    assert "2 / 7" in text and "2 / 90" in text and "<t:" in text
+    assert "6 / 7" in text and "6 / 90" in text and "<t:" in text
+    assert "Prices" in text and "sora-2-pro ×3" in text
+    shown = await reply_of(await fake_discord.run_slash("jobs", {"id": 1}, subcommand="show"))
+    assert "15 s = 2 units × 3 (sora-2-pro) = 6 units" in shown
 
 
 async def test_commands_reach_discord_with_chinese_descriptions(

@@ -6,6 +6,8 @@ module-level global, so tests can start several bots against loopback fakes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import aiohttp
@@ -30,6 +32,7 @@ from bot.ui.views import JobActions
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.video", "cogs.characters", "cogs.jobs", "cogs.admin")
+IMAGE_CLEANUP_INTERVAL = 3600.0  # real seconds between two sweeps of unused images
 
 
 def point_at_discord(api_base: str, gateway_url: str) -> None:
@@ -78,6 +81,7 @@ class VideoBot(commands.AutoShardedBot):
         self.costs = CostTable.parse(settings.cost_table)
         self.sync_only = sync_only
         self.notice_receiver: NoticeReceiver | None = None
+        self._image_cleaner: asyncio.Task[None] | None = None
 
     async def setup_hook(self) -> None:
         await self.tree.set_translator(BotTranslator())
@@ -92,6 +96,8 @@ class VideoBot(commands.AutoShardedBot):
             default_guild_monthly=s.quota_guild_monthly,
             default_user_daily=s.quota_user_daily,
         )
+        await self.clean_images()
+        self._image_cleaner = asyncio.create_task(self._clean_images_hourly(), name="images")
         self.relay = RelayPool.from_settings(s, clock=self.clock)
         self.engine = JobEngine(
             self.db,
@@ -127,7 +133,28 @@ class VideoBot(commands.AutoShardedBot):
         await self.engine.start()
         await self.live.redeliver_pending()
 
+    async def clean_images(self) -> None:
+        """Drop reference images no rerun can need any more (`IMAGE_RETENTION_DAYS`)."""
+        try:
+            removed = await self.db.images.cleanup(self.settings.image_retention_days)
+        except Exception:
+            log.exception("could not clean up reference images")
+            return
+        if removed:
+            days = self.settings.image_retention_days
+            log.info("removed %d reference images unused for %g days", removed, days)
+
+    async def _clean_images_hourly(self) -> None:
+        # Real time, not self.clock: a test's fake clock would turn this into a busy loop.
+        while True:
+            await asyncio.sleep(IMAGE_CLEANUP_INTERVAL)
+            await self.clean_images()
+
     async def close(self) -> None:
+        if self._image_cleaner is not None:
+            self._image_cleaner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._image_cleaner
         if self.notice_receiver is not None:
             await self.notice_receiver.stop()
         if hasattr(self, "engine"):

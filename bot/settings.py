@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     job_deadline_minutes: float = Field(default=20.0, gt=0)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_download_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    image_retention_days: float = Field(default=30.0, gt=0)
 
     # Quotas (cost units)
     quota_guild_monthly: int = Field(default=200, ge=0)

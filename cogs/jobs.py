@@ -64,14 +64,13 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description=_("Your video
     async def job_autocomplete(
         self, interaction: discord.Interaction, current: int | str
     ) -> builtins.list[app_commands.Choice[int]]:
-        jobs = await self.bot.db.jobs.recent_for_user(
+        # Every keystroke lands here: read id, status and prompt only, no request.
+        jobs = await self.bot.db.jobs.summaries_for_user(
             interaction.guild_id, interaction.user.id, limit=25
         )
         typed = str(current)
         return [
-            app_commands.Choice(
-                name=f"#{job.id} {job.status} · {job.request.prompt}"[:100], value=job.id
-            )
+            app_commands.Choice(name=f"#{job.id} {job.status} · {job.prompt}"[:100], value=job.id)
             for job in jobs
             if str(job.id).startswith(typed)
         ]

@@ -23,6 +23,7 @@ from bot.jobs.queue import JobQueue
 from bot.relay.errors import ContentPolicyError, RelayError, TimedOutError
 from bot.relay.models import Event, Finished, Progress, RelayFormat, Submitted, VideoRequest
 from bot.store.database import Database
+from bot.store.images import ImagesGoneError
 from bot.store.jobs import Job, NewJob
 
 log = logging.getLogger(__name__)
@@ -215,11 +216,14 @@ class JobEngine:
         new = requester.new_job(
             source, request=source.request, format=source.format, relay_name=source.relay_name
         )
-        return await self.submit(
-            new,
-            roles=requester.roles,
-            is_admin=requester.is_admin,
-        )
+        try:
+            return await self.submit(
+                new,
+                roles=requester.roles,
+                is_admin=requester.is_admin,
+            )
+        except ImagesGoneError:  # cleaned up after IMAGE_RETENTION_DAYS; nothing was written
+            raise JobError("images_gone", job_id) from None
 
     async def remix(self, job_id: int, prompt: str, requester: Requester) -> Job:
         """A finished video, changed by a new prompt (the relay's official remix endpoint)."""
@@ -320,6 +324,9 @@ class JobEngine:
                     await self._handle(job.id, event)
         except _AlreadyFinal:
             return
+        except ImagesGoneError:  # removed while it waited: nothing reached the relay
+            log.warning("job %s: its reference images are no longer kept", job.id)
+            await self._finish(job.id, "failed", error_code="images_gone", refund=True)
         except TimeoutError:
             log.info("job %s: no end after %.0f s; abandoned", job.id, watchdog)
             await self._finish(
@@ -362,9 +369,11 @@ class JobEngine:
             )
         if not await self.db.jobs.mark_submitting(job.id):
             raise _AlreadyFinal  # cancelled while it was being started
+        # The image bytes are read only now, for the relay; the job row names them by ref.
+        request = await self.db.images.load(job.request)
         # A remix must go to the relay that made its source; anything else may fail over.
         pinned = job.relay_name if job.request.remix_of else None
-        return self.relay.generate(job.request, deadline=total, relay_name=pinned)
+        return self.relay.generate(request, deadline=total, relay_name=pinned)
 
     async def _handle(self, job_id: int, event: Event) -> None:
         match event:

@@ -43,26 +43,30 @@ def is_pro(model: str) -> bool:
 
 
 class ImageInput(BaseModel):
-    """A reference image: raw bytes with their content type, or a URL the relay can fetch.
+    """A reference image: raw bytes with their content type, a URL the relay can fetch, or
+    `ref`, the SHA-256 of bytes the store keeps outside the job's row.
 
-    Bytes are base64 in JSON: pydantic's default (UTF-8) cannot serialise binary images,
-    and jobs are stored as `model_dump_json()`.
+    A stored job carries only `ref` (see `bot.store.images`): three 10 MB images inline
+    made every read of the row decode 40 MB. The engine swaps the bytes back in just
+    before the relay is called; backends only ever see `url` or `data`.
+    Bytes are base64 in JSON: pydantic's default (UTF-8) cannot serialise binary images.
     """
 
     model_config = ConfigDict(frozen=True, ser_json_bytes="base64", val_json_bytes="base64")
 
     url: str | None = None
     data: bytes | None = Field(default=None, repr=False)
+    ref: str | None = None
     content_type: str = "image/png"
     filename: str = "image.png"
 
     @model_validator(mode="after")
     def _one_source(self) -> ImageInput:
-        if (self.url is None) == (self.data is None):
+        if sum(source is not None for source in (self.url, self.data, self.ref)) != 1:
             raise InvalidRequest("image_source", "Each image needs either a link or a file.")
         if self.url is not None and not self.url.startswith(("http://", "https://", "data:")):
             raise InvalidRequest("image_url", "Image links must start with http:// or https://.")
-        if self.data is not None and self.content_type not in IMAGE_TYPES:
+        if self.url is None and self.content_type not in IMAGE_TYPES:
             raise InvalidRequest(
                 "image_type", "Reference images must be PNG, JPEG, WebP or GIF files."
             )

@@ -24,6 +24,8 @@ and nothing is reported as done before the shared COMMIT succeeded.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -39,6 +41,7 @@ import aiosqlite
 from bot.clock import Clock, SystemClock
 from bot.store.characters import CharacterRepo
 from bot.store.guilds import GuildRepo
+from bot.store.images import ImageRepo
 from bot.store.jobs import JobRepo
 from bot.store.quotas import QuotaRepo
 
@@ -93,6 +96,25 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+def _b64decode(text: str | None) -> bytes | None:
+    """Pydantic wrote image bytes as URL-safe base64; older rows may be standard base64."""
+    if text is None:
+        return None
+    text = text.replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sha256(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+# SQL functions that migrations may call (SQLite has no base64 or SHA-256 of its own).
+MIGRATION_FUNCTIONS: dict[str, Callable[[Any], Any]] = {
+    "bot_b64decode": _b64decode,
+    "bot_sha256": _sha256,
+}
+
+
 async def schema_version(conn: aiosqlite.Connection) -> int:
     async with conn.execute("PRAGMA user_version") as cursor:
         row = await cursor.fetchone()
@@ -117,6 +139,9 @@ async def migrate(
     current = await schema_version(conn)
     if current > known:
         raise SchemaTooNewError(path, current, known)
+    if current < target:
+        for name, fn in MIGRATION_FUNCTIONS.items():
+            await conn.create_function(name, 1, fn, deterministic=True)
     for step in steps[current:target]:
         script = (
             f"BEGIN IMMEDIATE;\n{step.sql}\n;\nPRAGMA user_version = {step.version:d};\nCOMMIT;"
@@ -147,7 +172,7 @@ async def connect(path: str | Path) -> aiosqlite.Connection:
 
 
 class Database:
-    """The bot's storage: `jobs`, `quotas`, `characters` and `guilds` repositories."""
+    """The bot's storage: `jobs`, `quotas`, `characters`, `guilds` and `images` repositories."""
 
     def __init__(
         self,
@@ -173,6 +198,7 @@ class Database:
         self.jobs = JobRepo(self, self.quotas)
         self.characters = CharacterRepo(self)
         self.guilds = GuildRepo(self)
+        self.images = ImageRepo(self)
 
     @classmethod
     async def open(

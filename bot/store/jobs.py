@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from bot.relay.models import RelayFormat, VideoRequest
 from bot.store._util import UNSET, Unset, from_db, from_db_opt, to_db
+from bot.store.images import detach, store_for_job
 from bot.store.quotas import Period, QuotaRepo, _insert_ledger
 
 if TYPE_CHECKING:
@@ -72,6 +73,15 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSummary:
+    """What a picker shows for a job, read without decoding its request."""
+
+    id: int
+    status: JobStatus
+    prompt: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewJob:
     guild_id: int | None
     channel_id: int | None
@@ -94,17 +104,23 @@ class JobRepo:
     ) -> Job:
         """Check quotas, reserve `cost` units and insert a `queued` job, all or nothing.
 
-        Raises `QuotaExceededError` (nothing is written then).
+        Uploaded images are kept beside the row (`bot.store.images`) and the stored
+        request names them by `ref`; the returned job carries that request, not the bytes.
+        Raises `QuotaExceededError`, or `ImagesGoneError` when a rerun's images were
+        cleaned up (nothing is written then).
         """
         if cost < 0:
             raise ValueError("cost must be >= 0")
         # Everything but the SQL is worked out here, off the database thread.
         at = Period.at(self._db.clock.now())
-        request_json = new.request.model_dump_json()
+        request, blobs = await detach(new.request)
+        new = replace(new, request=request)
+        request_json = request.model_dump_json()
 
         def create(conn: sqlite3.Connection) -> int:
             self._quotas._check(conn, new.guild_id, new.user_id, cost, roles, is_admin, at)
             job_id = _insert_job(conn, new, request_json, cost, at.stamp)
+            store_for_job(conn, job_id, request, blobs, at.stamp)
             _insert_ledger(
                 conn, guild_id=new.guild_id, user_id=new.user_id, job_id=job_id, ref_id=None,
                 kind="reserve", units=cost, day=at.day, month=at.month, actor=None,
@@ -227,6 +243,18 @@ class JobRepo:
             "SELECT * FROM jobs WHERE guild_id IS ? AND user_id = ? ORDER BY id DESC LIMIT ?",
             (guild_id, user_id, limit),
         )
+
+    async def summaries_for_user(
+        self, guild_id: int | None, user_id: int, limit: int = 25
+    ) -> list[JobSummary]:
+        """`recent_for_user`, light: id, status and prompt only, for autocomplete, which
+        runs on every keystroke and must not decode requests."""
+        rows = await self._db.fetchall(
+            "SELECT id, status, json_extract(request_json, '$.prompt') AS prompt FROM jobs"
+            " WHERE guild_id IS ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+        return [JobSummary(row["id"], row["status"], row["prompt"] or "") for row in rows]
 
     async def recent_for_guild(self, guild_id: int, limit: int = 20) -> list[Job]:
         """Newest first."""

@@ -47,6 +47,8 @@ EN: Final[dict[str, str]] = {
     "error.task_not_found": "The video service lost track of this video; please try again.",
     "error.generation_failed": "The video failed to render; please try again.",
     "error.timed_out": "The video took too long to render and was abandoned; please try again.",
+    "error.images_gone": "The reference images were no longer kept, so nothing was sent; "
+    "start a new /video with the images attached.",
     "error.stream_interrupted": "The connection to the video service dropped mid-render; "
     "please try again.",
     # Request rule breaks: one per InvalidRequest code in bot/relay/models.py.
@@ -187,6 +189,8 @@ EN: Final[dict[str, str]] = {
     "job.already_finished": "Job #{id} has already finished.",
     "job.remix_not_finished": "Job #{id} hasn't finished yet; remix it once it's done.",
     "job.remix_private": "Job #{id} is private and can't be remixed.",
+    "job.images_gone": "Job #{id}'s reference images are no longer kept; "
+    "start a new /video with the images attached.",
     "job.cancelled_ok": "Job #{id} was cancelled.",
     # Queue and characters (cogs).
     "queue.summary": "{running} rendering, {waiting} waiting.",
@@ -221,6 +225,7 @@ ZH: Final[dict[str, str]] = {
     "error.task_not_found": "视频服务找不到这个视频任务了;请重试。",
     "error.generation_failed": "视频生成失败;请重试。",
     "error.timed_out": "视频生成时间过长,已放弃;请重试。",
+    "error.images_gone": "参考图片已不再保存,因此没有提交;请用 /video 重新附加图片。",
     "error.stream_interrupted": "生成途中与视频服务的连接断开了;请重试。",
     "invalid.hd_needs_pro": "高清需要 sora-2-pro;请选择该模型或关闭高清。",
     "invalid.duration_needs_pro": "25 秒视频需要 sora-2-pro;请选择该模型或更短的时长。",
@@ -339,6 +344,7 @@ ZH: Final[dict[str, str]] = {
     "job.already_finished": "任务 #{id} 已经结束了。",
     "job.remix_not_finished": "任务 #{id} 还没完成;完成后再混剪。",
     "job.remix_private": "任务 #{id} 是私密的,不能混剪。",
+    "job.images_gone": "任务 #{id} 的参考图片已不再保存;请用 /video 重新附加图片后再生成。",
     "job.cancelled_ok": "任务 #{id} 已取消。",
     "queue.summary": "{running} 个生成中,{waiting} 个排队中。",
     "queue.rendering": "任务 #{id}:生成中,{percent}%。",

@@ -13,7 +13,8 @@ server, so a task submitted by one client can be polled by another (restart test
         assert relay.submits_for("a cat") == 1
 
 Endpoints (fault names): `task_submit`, `task_poll`, `official_submit`, `official_poll`,
-`remix`, `chat`, `characters`, `models`, `files`; and two groups: `submit` (every call
+`content` (GET /v1/videos/{id}/content, key required), `remix`, `chat`, `characters`,
+`models`, `files`; and two groups: `submit` (every call
 that creates a paid job: task_submit, official_submit, remix, chat) and `poll`
 (task_poll, official_poll). A fault queued for an endpoint is used by its next request.
 """
@@ -46,11 +47,18 @@ POLL_DIALECTS: tuple[str, ...] = (
     "metadata",  # SUBMITTED/QUEUED/pending, link in metadata.url
 )
 
+OFFICIAL_LINKS: tuple[str, ...] = (
+    "url",  # video_url and url, as relays do
+    "none",  # OpenAI's own shape: no link; GET /v1/videos/{id}/content with the key
+    "metadata",  # metadata.url
+)
+
 ENDPOINTS: tuple[str, ...] = (
     "task_submit",
     "task_poll",
     "official_submit",
     "official_poll",
+    "content",
     "remix",
     "chat",
     "characters",
@@ -82,6 +90,8 @@ class Behaviour:
     poll_dialect: str = "upper"
     official_created_ms: bool = False  # created_at in milliseconds
     official_size_word: bool = False  # size "small" instead of WxH
+    official_link: str = "url"  # where a finished video object puts its link: one of OFFICIAL_LINKS
+    content_redirect: bool = False  # /v1/videos/{id}/content answers 302 to a signed link
     chat_dialect: str = ""  # "" = the first of relay_chat.DIALECTS
     chat_json: bool = False  # answer the chat call with one chat.completion JSON
     chat_done: bool = True  # send data: [DONE]
@@ -180,6 +190,7 @@ class FakeRelay:
         app.router.add_get("/v2/videos/generations/{id}", self._task_poll)
         app.router.add_post("/v1/videos", self._official_submit)
         app.router.add_get("/v1/videos/{id}", self._official_poll)
+        app.router.add_get("/v1/videos/{id}/content", self._content)
         app.router.add_post("/v1/videos/{id}/remix", self._remix)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/sora/v1/characters", self._characters)
@@ -504,8 +515,18 @@ class FakeRelay:
         }
         if job.remixed_from:
             video["remixed_from_video_id"] = job.remixed_from
+        if b.official_link == "none":
+            del video["video_url"]  # OpenAI's object has no link field at all
         if status == "SUCCESS":
-            video["video_url"] = video["url"] = self.video_url(job.id)
+            match b.official_link:
+                case "url":
+                    video["video_url"] = video["url"] = self.video_url(job.id)
+                case "metadata":
+                    video["metadata"] = {"url": self.video_url(job.id)}
+                case "none":
+                    pass
+                case other:
+                    raise ValueError(f"unknown official_link {other!r}; one of {OFFICIAL_LINKS}")
         if status == "FAILURE":
             message = OFFICIAL_POLICY if b.outcome == "policy" and not b.fail_reason else reason
             video["error"] = {"code": "generation_failed", "message": message}
@@ -563,6 +584,27 @@ class FakeRelay:
         if fault is not None:
             return await self._apply_fault(request, fault) or web.Response(status=500)
         return web.json_response(self._video_json(job), headers=self._hint_headers())
+
+    async def _content(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's download: the finished MP4 itself, for the key's owner only."""
+        _, fault, early = await self._guard(request, "content")
+        if early is not None:
+            return early
+        job = self.jobs.get(request.match_info["id"])
+        if job is None or job.kind != "official":
+            return self._error(404, "Video not found", "not_found")
+        if fault is not None:
+            return await self._apply_fault(request, fault) or web.Response(status=500)
+        if self._state(job)[0] != "SUCCESS" or not job.polls:
+            return self._error(404, "Video is not ready yet", "video_not_ready")
+        if job.behaviour.content_redirect:
+            signed = f"{self.video_url(job.id)}?se=2026-12-31&sig={secrets.token_hex(8)}"
+            raise web.HTTPFound(signed)
+        return self._video_file(job.behaviour.video_bytes)
+
+    def _video_file(self, size: int) -> web.Response:
+        payload = (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * max(size - 12, 0))[:size]
+        return web.Response(body=payload, content_type="video/mp4")
 
     async def _remix(self, request: web.Request) -> web.StreamResponse:
         recorded, fault, early = await self._guard(request, "remix")

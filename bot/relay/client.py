@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import httpx
 from pydantic import SecretStr
@@ -220,8 +220,14 @@ class RelayClient:
                 names.append(name)
         return names
 
-    async def download(self, url: str, *, max_bytes: int) -> bytes | None:
-        return await self._http.download(url, max_bytes=max_bytes)
+    async def download(self, location: str, *, max_bytes: int) -> bytes | None:
+        """A finished video in memory (None if larger than `max_bytes`); `location` is a
+        public link or a relay path such as `VideoResult.content_path`."""
+        return await self._http.download(location, max_bytes=max_bytes)
+
+    async def fetch_into(self, location: str, sink: BinaryIO, *, max_bytes: int | None) -> bool:
+        """Stream a finished video into `sink`; False if larger than `max_bytes`."""
+        return await self._http.fetch_into(location, sink, max_bytes=max_bytes)
 
 
 def _opt_str(value: object) -> str | None:

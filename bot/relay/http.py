@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import json
 import logging
 import random
@@ -30,7 +31,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 from httpx_sse import EventSource, aconnect_sse
@@ -532,38 +533,77 @@ class RelayHTTP:
                 raise self.error_from_response(response, text)
             yield source
 
-    # --- CDN ------------------------------------------------------------------------
+    # --- files --------------------------------------------------------------------
 
-    async def download(self, url: str, *, max_bytes: int, attempts: int = 4) -> bytes | None:
-        """GET a finished file without the relay's auth header; None if it is too large."""
-        last: str = ""
+    async def download(self, location: str, *, max_bytes: int, attempts: int = 4) -> bytes | None:
+        """The finished file in memory; None if it is larger than `max_bytes`."""
+        buffer = io.BytesIO()
+        if not await self.fetch_into(location, buffer, max_bytes=max_bytes, attempts=attempts):
+            return None
+        return buffer.getvalue()
+
+    async def fetch_into(
+        self, location: str, sink: BinaryIO, *, max_bytes: int | None, attempts: int = 4
+    ) -> bool:
+        """Stream a finished video into `sink` (a seekable file or buffer), retrying 5xx.
+
+        `location` is a public link (fetched without the relay's auth header) or a path on
+        this relay starting with "/" (`GET /v1/videos/{id}/content`: the relay key, in the
+        Authorization header only). A relay that redirects the path to a signed URL is
+        followed there without the key. False if the file is larger than `max_bytes`
+        (nothing useful is left in `sink` then).
+        """
+        last = ""
         for attempt in range(attempts):
             if attempt:
                 await self.clock.sleep(self.retry.delay(attempt - 1, None, self._rng))
+            sink.seek(0)
+            sink.truncate()
             try:
-                async with self._cdn.stream("GET", url) as response:
-                    status = response.status_code
-                    if status >= 500 or status in (408, 429):
-                        last = f"HTTP {status}"
-                        continue
-                    if status >= 400:
-                        raise UnavailableError(
-                            f"the video link answered HTTP {status}", status=status
-                        )
-                    length = response.headers.get("content-length")
-                    if length is not None and length.isdigit() and int(length) > max_bytes:
-                        return None
-                    chunks: list[bytes] = []
-                    total = 0
-                    async for chunk in response.aiter_bytes():
-                        total += len(chunk)
-                        if total > max_bytes:
-                            return None
-                        chunks.append(chunk)
-                    return b"".join(chunks)
+                outcome = await self._fetch_once(location, sink, max_bytes)
             except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}"
-        raise UnavailableError(f"the video link failed {attempts} times (last: {last})")
+                last = type(exc).__name__
+                continue
+            if isinstance(outcome, bool):
+                return outcome
+            last = outcome
+        what = "the relay's video file" if location.startswith("/") else "the video link"
+        raise UnavailableError(f"{what} failed {attempts} times (last: {last})")
+
+    async def _fetch_once(self, location: str, sink: BinaryIO, max_bytes: int | None) -> bool | str:
+        """One try: True/False as `fetch_into`, or a reason string worth another try."""
+        if location.startswith("/"):
+            async with self._client.stream("GET", location) as response:
+                if response.is_redirect and response.headers.get("location"):
+                    # A signed link elsewhere: the key stays with the relay.
+                    location = str(response.url.join(response.headers["location"]))
+                else:
+                    return await self._stream_body(response, sink, max_bytes, relay=True)
+        async with self._cdn.stream("GET", location) as response:
+            return await self._stream_body(response, sink, max_bytes, relay=False)
+
+    async def _stream_body(
+        self, response: httpx.Response, sink: BinaryIO, max_bytes: int | None, *, relay: bool
+    ) -> bool | str:
+        status = response.status_code
+        if status >= 500 or status in (408, 425, 429) or (relay and status == 404):
+            return f"HTTP {status}"  # a relay may not serve the file the moment it says done
+        if status >= 400:
+            if relay:
+                text = (await response.aread()).decode("utf-8", "replace")
+                raise self.error_from_response(response, text)
+            raise UnavailableError(f"the video link answered HTTP {status}", status=status)
+        length = response.headers.get("content-length")
+        if max_bytes is not None and length is not None and length.isdigit():
+            if int(length) > max_bytes:
+                return False
+        total = 0
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if max_bytes is not None and total > max_bytes:
+                return False
+            sink.write(chunk)
+        return True
 
 
 def _retryable(err: RelayError) -> bool:

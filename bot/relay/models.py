@@ -259,12 +259,25 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class VideoResult:
-    """The finished video."""
+    """The finished video: a public `url`, or only a `content_path` on the relay.
 
-    url: str
+    OpenAI's own video object carries no link at all; the file is served by
+    `GET /v1/videos/{id}/content` with the relay key. Then `url` is None and
+    `content_path` names that path (relative to the relay's base URL).
+    """
+
+    url: str | None
     relay_id: str | None
     format: RelayFormat
     thumbnail_url: str | None = None
+    content_path: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the file is: the public link, else the relay path (it starts with "/")."""
+        location = self.url or self.content_path
+        assert location is not None, "a finished video has a link or a content path"
+        return location
 
 
 @dataclass(frozen=True, slots=True)

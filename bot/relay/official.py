@@ -15,7 +15,7 @@ from bot.relay.errors import InvalidResponseError
 from bot.relay.http import RelayHTTP
 from bot.relay.models import Event, Submitted, VideoRequest, is_pro
 from bot.relay.polling import Snapshot, Status, expected_seconds, follow
-from bot.relay.task import _first_url, parse_percent, parse_status, unwrap
+from bot.relay.task import find_link, find_thumbnail, parse_percent, parse_status, unwrap
 
 SUBMIT_PATH = "/v1/videos"
 
@@ -52,8 +52,8 @@ def parse_video(payload: Any) -> tuple[str, Snapshot]:
     if not isinstance(video_id, str | int) or not str(video_id):
         raise InvalidResponseError("the relay's video object has no id")
     status = parse_status(video.get("status"))
-    url = _first_url(video.get("video_url"), video.get("url"), video.get("output"))
-    thumbnail = _first_url(video.get("thumbnail_url"))
+    url = find_link(video, succeeded=status is Status.SUCCEEDED)
+    thumbnail = find_thumbnail(video)
     error = video.get("error")
     message, code = "", ""
     if isinstance(error, Mapping):
@@ -119,4 +119,10 @@ def poll(
         first=first,
         hint=hint,
         immediate=immediate,
+        content_path=content_path(video_id),
     )
+
+
+def content_path(video_id: str) -> str:
+    """Where OpenAI's API (and relays that copy it) serve the finished MP4, with the key."""
+    return f"{SUBMIT_PATH}/{video_id}/content"

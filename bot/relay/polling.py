@@ -123,8 +123,13 @@ async def poll_events(
     fmt: RelayFormat,
     first: Snapshot | None = None,
     hint: float | None = None,
+    content_path: str | None = None,
 ) -> AsyncGenerator[Event, None]:
-    """Poll until the job ends; yields Progress on change and one Finished, or raises."""
+    """Poll until the job ends; yields Progress on change and one Finished, or raises.
+
+    `content_path`: where the relay serves the finished file itself (official format);
+    a success without a link then finishes at once instead of waiting for one.
+    """
     last: tuple[float | None, Phase] | None = None
     last_percent: float | None = None
     no_link = 0
@@ -133,10 +138,18 @@ async def poll_events(
         if snapshot is not None:
             match snapshot.status:
                 case Status.SUCCEEDED:
-                    if snapshot.url:
+                    if snapshot.url or content_path:
+                        # No link but a content path: OpenAI's own shape; the file is
+                        # fetched from the relay, so there is nothing to wait for.
                         yield Progress(100.0, "finishing")
                         yield Finished(
-                            VideoResult(snapshot.url, relay_id, fmt, snapshot.thumbnail_url)
+                            VideoResult(
+                                snapshot.url,
+                                relay_id,
+                                fmt,
+                                snapshot.thumbnail_url,
+                                content_path=None if snapshot.url else content_path,
+                            )
                         )
                         return
                     no_link += 1
@@ -185,6 +198,7 @@ async def follow(
     first: Snapshot | None = None,
     hint: float | None = None,
     immediate: bool = False,
+    content_path: str | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Poll `path` until the job there ends; the task and official formats differ only in
     where they look and how they read the answer. `immediate`: look once before waiting
@@ -206,5 +220,6 @@ async def follow(
         fmt=fmt,
         first=first,
         hint=hint,
+        content_path=content_path,
     ):
         yield event

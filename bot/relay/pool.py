@@ -290,8 +290,12 @@ class RelayPool:
     async def list_models(self) -> list[str]:
         return await self.primary.list_models()
 
-    async def download(self, url: str, *, max_bytes: int) -> bytes | None:
-        return await self.primary.download(url, max_bytes=max_bytes)
+    async def download(
+        self, location: str, *, max_bytes: int, relay_name: str | None = None
+    ) -> bytes | None:
+        """A finished video; a relay path (no public link) is fetched from the job's relay,
+        with that relay's key."""
+        return await self.client_for(relay_name).download(location, max_bytes=max_bytes)
 
     def note_low_credit(self, relay_name: str | None, quota: float | None) -> PoolMember:
         """A relay said its account is running out; remember it for `/relay status`."""

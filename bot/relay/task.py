@@ -82,6 +82,32 @@ def parse_percent(value: Any) -> float | None:
 
 _URL = re.compile(r"https?://\S+", re.I)
 
+# Where relays put the finished video's link (relay-api.md §7), best first. Every format
+# that answers a JSON object reads them all: a relay built for one format often answers
+# in another's dialect.
+_LINK_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("data", "output"),
+    ("data", "outputs"),
+    ("data", "video_url"),
+    ("data", "url"),
+    ("result_url",),
+    ("video_url",),
+    ("url",),
+    ("output",),
+    ("outputs",),
+    ("metadata", "url"),
+    ("data", "metadata", "url"),
+    ("result", "url"),
+    ("result", "video_url"),
+)
+_THUMBNAIL_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("data", "thumbnail"),
+    ("data", "thumbnail_url"),
+    ("thumbnail_url",),
+    ("thumbnail",),
+    ("metadata", "thumbnail_url"),
+)
+
 
 def _first_url(*candidates: Any) -> str | None:
     for value in candidates:
@@ -92,6 +118,31 @@ def _first_url(*candidates: Any) -> str | None:
         if isinstance(value, str) and value.strip().lower().startswith(("http://", "https://")):
             return value.strip()
     return None
+
+
+def _at(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = obj
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def find_link(obj: Mapping[str, Any], *, succeeded: bool = False) -> str | None:
+    """The video link in a task or video object, wherever this relay's dialect puts it.
+
+    `succeeded`: old relays put the link in `fail_reason` on success; only then is that
+    field read as a link.
+    """
+    link = _first_url(*(_at(obj, path) for path in _LINK_FIELDS))
+    if link is None and succeeded:
+        link = _first_url(obj.get("fail_reason"))
+    return link
+
+
+def find_thumbnail(obj: Mapping[str, Any]) -> str | None:
+    return _first_url(*(_at(obj, path) for path in _THUMBNAIL_FIELDS))
 
 
 def unwrap(payload: Any) -> Mapping[str, Any]:
@@ -119,29 +170,11 @@ def unwrap(payload: Any) -> Mapping[str, Any]:
 def parse_task(payload: Any) -> Snapshot:
     task = unwrap(payload)
     status = parse_status(task.get("status"))
-    data = task.get("data")
-    data = data if isinstance(data, Mapping) else {}
-    metadata = task.get("metadata")
-    metadata = metadata if isinstance(metadata, Mapping) else {}
     fail_reason = str(task.get("fail_reason") or task.get("error") or "")
-    url = _first_url(
-        data.get("output"),
-        data.get("outputs"),
-        data.get("video_url"),
-        data.get("url"),
-        task.get("result_url"),
-        task.get("video_url"),
-        task.get("url"),
-        metadata.get("url"),
-    )
-    if url is None and status is Status.SUCCEEDED:
-        url = _first_url(fail_reason)  # old relays put the link there
-    thumbnail = _first_url(
-        data.get("thumbnail"), data.get("thumbnail_url"), task.get("thumbnail_url")
-    )
+    url = find_link(task, succeeded=status is Status.SUCCEEDED)
     percent = parse_percent(task.get("progress"))
     error = "" if status is Status.SUCCEEDED else fail_reason
-    return Snapshot(status, percent, url, thumbnail, error)
+    return Snapshot(status, percent, url, find_thumbnail(task), error)
 
 
 def submit_body(request: VideoRequest) -> dict[str, Any]:

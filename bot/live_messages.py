@@ -216,27 +216,42 @@ class LiveMessages:
         embed = job_embed(job, locale=job.locale, now=self.clock.now(), costs=self.bot.costs)
         view = result_view(job, job.locale) if job.status == "succeeded" else None
         files: list[discord.File] = []
+        note: str | None = None  # why a video without a public link is not attached
         if job.status == "succeeded" and job.result_url:
-            data = await self._download(job)
+            data, note = await self._download(job)
             if data is not None:
                 files.append(discord.File(io.BytesIO(data), filename=f"sora-{job.id}.mp4"))
+        extra = {"content": note} if note else {}
         try:
-            await self._edit_or_post(job, embed=embed, view=view, files=files)
+            await self._edit_or_post(job, embed=embed, view=view, files=files, **extra)
         except discord.HTTPException as exc:
             if not files or exc.status != 413:
                 raise
-            await self._edit_or_post(job, embed=embed, view=view)  # too big after all: link only
+            # Too big after all: the link only, or the sentence when there is none.
+            if _relay_path(job):
+                extra = {"content": t("live.too_big_no_link", job.locale)}
+            await self._edit_or_post(job, embed=embed, view=view, **extra)
         await self.bot.db.jobs.mark_delivered(job.id)
         await self._mention_owner(job)
 
-    async def _download(self, job: Job) -> bytes | None:
+    async def _download(self, job: Job) -> tuple[bytes | None, str | None]:
+        """The file to attach, or None and (for a video with no public link, which the
+        member can't open any other way) the sentence that says why."""
         assert job.result_url is not None
         limit = min(self.max_download_bytes, self._upload_limit(job))
+        linkless = _relay_path(job)
         try:
-            return await self.bot.relay.download(job.result_url, max_bytes=limit)
+            # A relay path is fetched from the relay that made the job, with its key.
+            data = await self.bot.relay.download(
+                job.result_url, max_bytes=limit, relay_name=job.relay_name
+            )
         except RelayError as exc:
-            log.info("job %s: video not attached (%s); posting the link", job.id, exc.code)
-            return None
+            log.info("job %s: video not attached (%s)", job.id, exc.code)
+            return None, t("live.fetch_failed_no_link", job.locale) if linkless else None
+        if data is None and linkless:
+            log.info("job %s: video over %s bytes and the relay gives no link", job.id, limit)
+            return None, t("live.too_big_no_link", job.locale)
+        return data, None
 
     def _upload_limit(self, job: Job) -> int:
         guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
@@ -331,6 +346,12 @@ class LiveMessages:
                 embed=None,
                 view=None,
             )
+
+
+def _relay_path(job: Job) -> bool:
+    """The relay serves this video only as a file behind its key: no link to fall back on."""
+    url = job.result_url
+    return url is not None and url.startswith("/")
 
 
 def _newer(candidate: JobUpdate, current: JobUpdate) -> bool:

@@ -384,7 +384,9 @@ class JobEngine:
                 await self.db.jobs.set_progress(job_id, percent, phase)
                 await self._emit(JobUpdate("progress", await self._get(job_id)))
             case Finished(result=result):
-                await self._finish(job_id, "succeeded", result_url=result.url)
+                # A link, or the relay path serving the file (no public link): the row
+                # keeps whichever, so a restart can still deliver.
+                await self._finish(job_id, "succeeded", result_url=result.location)
 
     async def _finish(
         self,

@@ -55,7 +55,7 @@ class Job:
     status: JobStatus
     progress: float | None
     phase: str | None
-    result_url: str | None
+    result_url: str | None  # a public link, or a path on the job's relay ("/v1/videos/…")
     error_code: str | None
     error_message: str | None
     cost: int

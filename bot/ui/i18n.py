@@ -201,6 +201,10 @@ EN: Final[dict[str, str]] = {
     # The live progress message (bot/live_messages.py).
     "live.ready_ping": "{user}, your video #{id} is ready.",
     "live.moved_below": "Job #{id} continues in a new message below.",
+    "live.too_big_no_link": "The video is too large to attach here and this video service "
+    "gives no link to it; ask the bot's operator for the file.",
+    "live.fetch_failed_no_link": "The video is finished but could not be fetched from the "
+    "video service, which gives no link to it; ask the bot's operator for the file.",
     # Generic.
     "generic.not_allowed": "You don't have permission to do that.",
     "generic.internal_error": "Something went wrong on our side; it has been logged as {ref}.",
@@ -353,6 +357,10 @@ ZH: Final[dict[str, str]] = {
     "character.deleted": "已删除别名 @{alias}。",
     "live.ready_ping": "{user},你的视频 #{id} 已完成。",
     "live.moved_below": "任务 #{id} 在下方的新消息中继续。",
+    "live.too_big_no_link": "视频太大,无法在这里附上,而视频服务没有提供链接;"
+    "请向机器人的运营者索取文件。",
+    "live.fetch_failed_no_link": "视频已完成,但无法从视频服务取回,而它没有提供链接;"
+    "请向机器人的运营者索取文件。",
     "generic.not_allowed": "你没有权限执行此操作。",
     "generic.internal_error": "我们这边出了问题;已记录为 {ref}。",
     "generic.internal": "我们这边出了问题;已记录为任务 #{id}。",

@@ -5,9 +5,13 @@
     python -m bot check
     python -m bot sandbox [--lang zh-CN] [--format task|official|chat|all]
     python -m bot generate [--format chat|task|official] [--portrait|--landscape]
-                           [--duration 10|15|25] [--hd] [--model M] [--image PATH_OR_URL]... PROMPT
+                           [--duration 10|15|25] [--hd] [--model M] [--image PATH_OR_URL]...
+                           [--output FILE] PROMPT
 
-`generate` prints progress on stderr and the video link alone as the last line of stdout.
+`generate` prints progress on stderr and the video link alone as the last line of stdout;
+with `--output FILE` it saves the video to FILE and prints FILE's path last instead. A
+relay that serves the file but gives no link (OpenAI's own official format) can only be
+saved: without `--output` the video goes to `sora-<id>.mp4` in the current folder.
 Every failure is one plain sentence on stderr: exit 2 for bad options or settings, 1 for
 a relay failure.
 """
@@ -16,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import mimetypes
+import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import aiohttp
 import discord
@@ -30,14 +37,19 @@ from bot.jobs.costs import CostTableError
 from bot.logs import secrets_of, setup_logging
 from bot.relay.errors import RelayError
 from bot.relay.models import (
+    Finished,
     ImageInput,
     InvalidRequest,
     Progress,
     Submitted,
     VideoRequest,
+    VideoResult,
 )
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store.database import SchemaTooNewError
+
+if TYPE_CHECKING:
+    from bot.relay.client import RelayClient
 
 log = logging.getLogger("bot")
 
@@ -66,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--hd", action="store_true")
     gen.add_argument("--model", default="sora-2")
     gen.add_argument("--image", action="append", default=[], metavar="PATH_OR_URL")
+    gen.add_argument(
+        "--output", "-o", type=Path, default=None, metavar="FILE", help="save the video to FILE"
+    )
     gen.add_argument("prompt", metavar="PROMPT")
     box = sub.add_parser("sandbox", help="replay a scripted session offline, on built-in fakes")
     box.add_argument("--lang", default="en-US", help="the member's Discord locale, e.g. zh-CN")
@@ -140,14 +155,53 @@ async def _generate(args: argparse.Namespace, settings: Settings, request: Video
                     case Progress(percent=percent, phase=phase):
                         shown = "" if percent is None else f" {percent:g}%"
                         _say(f"{phase}{shown}")
-                    case _:
-                        print(event.result.url, flush=True)
-                        return 0
+                    case Finished(result=result):
+                        return await _deliver(client, result, args.output)
     except RelayError as err:
         _say(_relay_failure(err))
         return EXIT_FAILED
     _say("The relay ended without a video link.")
     return EXIT_FAILED
+
+
+async def _deliver(client: RelayClient, result: VideoResult, output: Path | None) -> int:
+    """Print the link, or save the file (always, when the relay gives no link)."""
+    if output is None and result.url:
+        print(result.url, flush=True)
+        return 0
+    if output is None:
+        output = Path(f"sora-{(result.relay_id or 'video').replace(':', '_')}.mp4")
+        _say(f"The relay gives no link to this video; saving it to {output}.")
+    try:
+        await _save(client, result.location, output)
+    except OSError as exc:
+        _say(f"Cannot write the video to {output}: {exc.strerror or exc}.")
+        return EXIT_FAILED
+    except RelayError as err:
+        # The render is done and billed: say where it is rather than invite a second one.
+        _say(
+            f"Video {result.relay_id} is finished but could not be downloaded from "
+            f"{result.location} ({err.detail or err.code})."
+        )
+        return EXIT_FAILED
+    print(output, flush=True)
+    return 0
+
+
+async def _save(client: RelayClient, location: str, output: Path) -> None:
+    """Stream into a temporary file beside `output`, then rename: FILE is whole or absent."""
+    folder = output.parent
+    handle, temp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(handle, "w+b") as sink:
+            await client.fetch_into(location, sink, max_bytes=None)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(temp, output)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 async def _check(settings: Settings) -> int:
@@ -217,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                     request = _request(args, settings)
                 except InvalidRequest as exc:
                     _say(exc.message)
+                    return EXIT_USAGE
+                if args.output is not None and not args.output.parent.is_dir():
+                    # Checked before anything is spent: a paid render must have a place to go.
+                    _say(f"The folder of {args.output} does not exist.")
                     return EXIT_USAGE
                 return asyncio.run(_generate(args, settings, request))
             case "check":

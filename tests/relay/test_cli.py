@@ -149,3 +149,61 @@ def test_redacting_filter_hides_keys_in_messages_args_and_tracebacks():
 def test_redacting_filter_with_no_secrets_passes_records():
     record = logging.LogRecord("x", logging.INFO, "f", 1, "hello %s", ("you",), None)
     assert RedactingFilter([]).filter(record) and record.getMessage() == "hello you"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "link"),
+    [("task", "url"), ("chat", "url"), ("official", "url"), ("official", "none")],
+)
+async def test_generate_output_saves_the_file_and_prints_its_path(relay, tmp_path, fmt, link):
+    relay.behaviour.official_link = link
+    relay.behaviour.video_bytes = 70_000
+    target = tmp_path / "out" / f"{fmt}-{link}.mp4"
+    target.parent.mkdir()
+    code, out, err = await run_cli(
+        tmp_path, relay_env(relay, fmt), "generate", "--output", str(target), "a kite"
+    )
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == str(target)
+    data = target.read_bytes()
+    assert len(data) == 70_000 and data[4:8] == b"ftyp"
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no temp left
+    assert KEY not in out + err and relay.submits_for("a kite") == 1
+    if link == "none":
+        (content,) = relay.requests_to("content")
+        assert content.headers["Authorization"] == "<present>"
+    else:
+        assert not relay.requests_to("content") and relay.requests_to("files")
+
+
+async def test_a_linkless_video_without_output_is_saved_beside_and_named(relay, tmp_path):
+    relay.behaviour.official_link = "none"
+    code, out, err = await run_cli(tmp_path, relay_env(relay, "official"), "generate", "a moth")
+    assert code == 0, err
+    (job,) = relay.jobs.values()
+    name = f"sora-{job.id}.mp4"
+    assert out.strip().splitlines()[-1] == name
+    assert (tmp_path / name).stat().st_size == relay.behaviour.video_bytes
+    assert "no link" in err
+
+
+async def test_an_output_folder_that_does_not_exist_spends_nothing(relay, tmp_path):
+    missing = tmp_path / "nowhere" / "v.mp4"
+    code, _out, err = await run_cli(
+        tmp_path, relay_env(relay), "generate", "--output", str(missing), "a cat"
+    )
+    assert code == 2 and "does not exist" in err
+    assert relay.jobs == {}
+
+
+async def test_a_file_that_cannot_be_fetched_leaves_no_partial_file(relay, tmp_path):
+    relay.behaviour.official_link = "none"
+    relay.fail_next("content", status=503, times=10)
+    target = tmp_path / "v.mp4"
+    code, out, err = await run_cli(
+        tmp_path, relay_env(relay, "official"), "generate", "-o", str(target), "a wasp"
+    )
+    assert code == 1 and "Traceback" not in err and out.strip() == ""
+    (job,) = relay.jobs.values()
+    assert f"Video {job.id} is finished but could not be downloaded" in err.strip().splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import ack, cadence, idle, quota
+from bench import ack, cadence, idle, jobs, quota
 from bench.report import Figure, table
 
 Runner = Callable[[bool], Awaitable[list[Figure]]]
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Runner] = {
     "idle": lambda quick: idle.run(200 if quick else 1000, window=8.0 if quick else 30.0),
     "cadence": lambda quick: cadence.run(3 if quick else 10, speed=60.0 if quick else 30.0),
     "quota": lambda quick: quota.run(1000 if quick else 6000),
+    "jobs": lambda quick: jobs.run(5 if quick else 25, image_bytes=(2 if quick else 10) << 20),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from bench import ack, cadence, idle, quota
+from bench import ack, cadence, idle, jobs, quota
 from bench.report import Figure, table
 
 
@@ -47,3 +47,11 @@ async def test_quota_has_no_drift() -> None:
     assert got["reservations/s"] > 0
     assert got["ledger drift"] == 0
     assert got["tight guild used"] <= quota.TIGHT_LIMIT
+
+
+async def test_jobs_reads_rows_with_images() -> None:
+    got = _by_name(await jobs.run(2, image_bytes=50_000, repeats=2))
+    assert got["job rows"] == 2
+    assert got["request_json per row, mean"] < 4  # KiB: references, not base64
+    assert 0 < got["recent_for_user(25), p50"] and got["autocomplete read (25 rows), p50"] > 0
+    assert math.isfinite(got["quota check behind an autocomplete, p50"])

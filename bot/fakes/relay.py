@@ -9,6 +9,8 @@ server, so a task submitted by one client can be polled by another (restart test
         relay.behaviour.poll_dialect = "lower"
         relay.script(prompt_contains="ghost", outcome="policy")
         relay.fail_next("submit", status=503, body="<html>…</html>", content_type="text/html")
+        relay.outage("poll", seconds=60, after=20)  # 502 nginx pages for a minute, mid-render
+        relay.outage("poll", seconds=10, drop=True)  # connections reset for 10 s
         ... RelayClient(relay.url, SecretStr("sk-test")) ...
         assert relay.submits_for("a cat") == 1
 
@@ -16,7 +18,9 @@ Endpoints (fault names): `task_submit`, `task_poll`, `official_submit`, `officia
 `content` (GET /v1/videos/{id}/content, key required), `remix`, `chat`, `characters`,
 `models`, `files`; and two groups: `submit` (every call
 that creates a paid job: task_submit, official_submit, remix, chat) and `poll`
-(task_poll, official_poll). A fault queued for an endpoint is used by its next request.
+(task_poll, official_poll). A fault queued for an endpoint is used by its next request;
+an `outage` answers every request in its window (timed on `clock` when one is given, the
+bot's clock, so a test's minute-long outage passes in no real time).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import asyncio
 import itertools
 import json
 import secrets
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -72,6 +77,11 @@ GROUPS: dict[str, tuple[str, ...]] = {
 
 POLICY_REASON = "输入的提示词或视频的输出内容违反了OpenAI的相关服务政策，请调整提示词后进行重试"
 FAILED_REASON = "upstream render error: generation_failed"
+HTML_502 = (
+    "<html><head><title>502 Bad Gateway</title></head>"
+    "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
+ODD_STATUS = "WARMING_UP"  # a status word no parser knows (relays invent new ones)
 OFFICIAL_POLICY = (
     "This content may violate our guardrails concerning similarity to third-party content."
 )
@@ -103,6 +113,8 @@ class Behaviour:
     video_bytes: int = 4096  # size of each fake MP4
     cdn_content_length: bool = True  # False: chunked, no Content-Length
     retry_after_hint: float | None = None  # Retry-After header on submit/poll answers
+    not_found_polls: int = 0  # the first polls answer task_not_exist / 404 (not written yet)
+    odd_status_polls: int = 0  # then this many answer the unknown status word ODD_STATUS
     models: tuple[str, ...] = (
         "sora-2",
         "sora-2-pro",
@@ -131,8 +143,20 @@ class Fault:
     drop: bool = False  # close the connection without an answer
     delay: float = 0.0  # real seconds to wait before answering
     wait: asyncio.Event | None = None  # hold the answer until this is set
+    arrived: asyncio.Event | None = None  # set when a request meets this fault
     malformed: bool = False  # 200 with a broken JSON body
     cut_after: int | None = None  # chat: close the stream after this many chunks
+
+
+@dataclass
+class Outage:
+    """Every request to `endpoint` between `start` and `end` (on the relay's clock) fails."""
+
+    endpoint: str
+    start: float
+    end: float
+    fault: Fault
+    hits: int = 0
 
 
 @dataclass(frozen=True)
@@ -177,6 +201,7 @@ class FakeRelay:
         self.characters: list[dict[str, Any]] = []
         self._host, self._port = host, port
         self._faults: dict[str, deque[Fault]] = {}
+        self.outages: list[Outage] = []
         self._scripts: list[tuple[str, dict[str, Any]]] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -233,6 +258,23 @@ class FakeRelay:
         self._faults.setdefault(endpoint, deque()).extend([made] * times)
         return made
 
+    def now(self) -> float:
+        """The relay's time: `clock` when it has one, real time otherwise."""
+        return self.clock.monotonic() if self.clock is not None else time.monotonic()
+
+    def outage(self, endpoint: str, *, seconds: float, after: float = 0.0, **fault: Any) -> Outage:
+        """From `after` seconds from now, for `seconds`, every request to `endpoint` (or a
+        group) fails: by default with nginx's 502 HTML page; `drop=True` resets the
+        connection instead, or give any `Fault` fields. Jobs keep rendering meanwhile."""
+        if endpoint not in ENDPOINTS and endpoint not in GROUPS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {ENDPOINTS + tuple(GROUPS)}")
+        if not fault:
+            fault = {"status": 502, "body": HTML_502, "content_type": "text/html"}
+        start = self.now() + after
+        made = Outage(endpoint, start, start + seconds, Fault(**fault))
+        self.outages.append(made)
+        return made
+
     def submits_for(self, prompt: str) -> int:
         """How many jobs the relay accepted whose prompt contains `prompt`."""
         return sum(1 for job in self.jobs.values() if prompt in job.prompt)
@@ -264,6 +306,12 @@ class FakeRelay:
     # --- plumbing ---------------------------------------------------------------------
 
     def _take_fault(self, endpoint: str) -> Fault | None:
+        now = self.now()
+        for outage in self.outages:
+            wanted = GROUPS.get(outage.endpoint, (outage.endpoint,))
+            if outage.start <= now < outage.end and endpoint in wanted:
+                outage.hits += 1
+                return outage.fault
         for name in (endpoint, *[g for g, members in GROUPS.items() if endpoint in members]):
             queue = self._faults.get(name)
             if queue:
@@ -319,6 +367,8 @@ class FakeRelay:
         return web.json_response(body, status=status, headers=headers)
 
     async def _apply_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
+        if fault.arrived is not None:
+            fault.arrived.set()
         if fault.wait is not None:
             await fault.wait.wait()
         if fault.delay:
@@ -553,13 +603,23 @@ class FakeRelay:
         if early is not None:
             return early
         job = self.jobs.get(request.match_info["id"])
+        not_found = {"code": "task_not_exist", "message": "task_not_exist", "data": None}
         if job is None or job.kind != "task":
-            not_found = {"code": "task_not_exist", "message": "task_not_exist", "data": None}
             return web.json_response(not_found, status=400)
         job.polls += 1
+        if job.polls <= job.behaviour.not_found_polls:
+            return web.json_response(not_found, status=400)
         if fault is not None:
             return await self._apply_fault(request, fault) or web.Response(status=500)
-        return web.json_response(self._task_json(job), headers=self._hint_headers(), dumps=_dumps)
+        task = self._task_json(job)
+        if self._odd_poll(job):
+            task["status"] = ODD_STATUS
+        return web.json_response(task, headers=self._hint_headers(), dumps=_dumps)
+
+    @staticmethod
+    def _odd_poll(job: Job) -> bool:
+        b = job.behaviour
+        return b.not_found_polls < job.polls <= b.not_found_polls + b.odd_status_polls
 
     async def _official_submit(self, request: web.Request) -> web.StreamResponse:
         recorded, fault, early = await self._guard(request, "official_submit")
@@ -581,9 +641,14 @@ class FakeRelay:
         if job is None or job.kind != "official":
             return self._error(404, "Video not found", "not_found")
         job.polls += 1
+        if job.polls <= job.behaviour.not_found_polls:
+            return self._error(404, "Video not found", "not_found")
         if fault is not None:
             return await self._apply_fault(request, fault) or web.Response(status=500)
-        return web.json_response(self._video_json(job), headers=self._hint_headers())
+        video = self._video_json(job)
+        if self._odd_poll(job):
+            video["status"] = ODD_STATUS.lower()
+        return web.json_response(video, headers=self._hint_headers())
 
     async def _content(self, request: web.Request) -> web.StreamResponse:
         """OpenAI's download: the finished MP4 itself, for the key's owner only."""

@@ -31,11 +31,14 @@ class RelayError(Exception):
         status: int | None = None,
         request_id: str | None = None,
         user_message: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(detail or self.default_message)
         self.detail = detail
         self.status = status
         self.request_id = request_id
+        #: The relay's `Retry-After`, when it sent one: how long it asked us to wait.
+        self.retry_after = retry_after
         self.user_message = user_message or self.default_message
         self.unreached = False  # set when the request never left this machine
 
@@ -98,8 +101,7 @@ class RateLimitedError(RelayError):
     retryable = True
 
     def __init__(self, detail: str = "", *, retry_after: float | None = None, **kw: object) -> None:
-        super().__init__(detail, **kw)  # type: ignore[arg-type]
-        self.retry_after = retry_after
+        super().__init__(detail, retry_after=retry_after, **kw)  # type: ignore[arg-type]
 
 
 class UnavailableError(RelayError):

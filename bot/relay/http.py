@@ -27,8 +27,9 @@ import random
 import re
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
@@ -189,7 +190,7 @@ def classify(
 ) -> RelayError:
     """One relay failure (status and/or text) as the error class a user can act on."""
     text = f"{message} {code}".strip()
-    kw: dict[str, Any] = {"status": status, "request_id": request_id}
+    kw: dict[str, Any] = {"status": status, "request_id": request_id, "retry_after": retry_after}
     detail = message or code or (f"HTTP {status}" if status else "relay error")
     if code == "task_not_exist" or "task_not_exist" in message:
         return TaskNotFoundError(detail, **kw)
@@ -200,7 +201,7 @@ def classify(
     if _has(text, _MODEL_WORDS):
         return ModelUnavailableError(detail, **kw)
     if _has(text, _RATE_WORDS) or status == 429:
-        return RateLimitedError(detail, retry_after=retry_after, **kw)
+        return RateLimitedError(detail, **kw)
     if looks_like_policy(text):
         return ContentPolicyError(detail, stage=guess_stage(text, policy_stage), **kw)
     if status in (401, 403):
@@ -248,6 +249,55 @@ def parse_retry_after(value: str | None) -> float | None:
 def _is_html(text: str, content_type: str) -> bool:
     head = text.lstrip()[:200].lower()
     return "html" in content_type or head.startswith(("<!doctype", "<html", "<head", "<body"))
+
+
+# --- did a submit reach the relay? ----------------------------------------------------
+
+
+@dataclass
+class SubmitWatch:
+    """Whether a submit made in this context may have reached a relay, which may then bill.
+
+    A cancel that lands before the relay answered must know whether to refund: nothing is
+    billed while the request is still connecting, waiting out a 429 or retrying a refused
+    connection, but once its first byte was written the relay may have taken the job.
+    """
+
+    may_have_reached: bool = False
+
+
+_submit_watch: ContextVar[SubmitWatch | None] = ContextVar("relay_submit_watch", default=None)
+
+
+@contextmanager
+def watch_submits() -> Iterator[SubmitWatch]:
+    """Record, for the submits made inside the block (same task), whether any may have
+    reached a relay."""
+    watch = SubmitWatch()
+    token = _submit_watch.set(watch)
+    try:
+        yield watch
+    finally:
+        _submit_watch.reset(token)
+
+
+def _watch_extensions(watch: SubmitWatch | None) -> dict[str, Any]:
+    """httpcore's `trace` hook: it names each step, so we see the request start to be written
+    (after connecting, before the relay can have read a byte of it)."""
+    if watch is None:
+        return {}
+
+    async def trace(event: str, info: Mapping[str, Any]) -> None:
+        if ".send_request" in event or ".receive_response" in event:
+            watch.may_have_reached = True
+
+    return {"trace": trace}
+
+
+def _refused(watch: SubmitWatch | None) -> None:
+    """The attempt certainly did not leave a job at the relay (refused, or never reached)."""
+    if watch is not None:
+        watch.may_have_reached = False
 
 
 # --- the client ----------------------------------------------------------------------
@@ -354,6 +404,7 @@ class RelayHTTP:
                 f"HTTP {status} from a proxy in front of the relay: {what[:120]}",
                 status=status,
                 request_id=request_id,
+                retry_after=retry_after,
             )
         message, code = "", ""
         try:
@@ -415,9 +466,13 @@ class RelayHTTP:
         params: Mapping[str, str] | None = None,
         not_found_is_task: bool = False,
         paced: bool = False,
+        retries: int | None = None,
     ) -> Reply:
         """GET with the read retry policy. `paced` reads (task polls) share the relay's
-        poll budget, so a thousand jobs in flight cost no more than a few polls a second."""
+        poll budget, so a thousand jobs in flight cost no more than a few polls a second.
+        `retries` overrides the policy's count: a status poll passes 0 because its own loop
+        waits out an outage with a longer backoff (see `bot.relay.polling`)."""
+        max_retries = self.retry.max_retries if retries is None else max(retries, 0)
         attempt = 0
         while True:
             if paced:
@@ -425,10 +480,9 @@ class RelayHTTP:
             try:
                 return await self._get_once(path, params, not_found_is_task)
             except (UnavailableError, RateLimitedError, InvalidResponseError) as err:
-                if attempt >= self.retry.max_retries or not _retryable(err):
+                if attempt >= max_retries or not _retryable(err):
                     raise
-                retry_after = err.retry_after if isinstance(err, RateLimitedError) else None
-                delay = self.retry.delay(attempt, retry_after, self._rng)
+                delay = self.retry.delay(attempt, err.retry_after, self._rng)
                 log.info("relay read %s failed (%s); retry in %.1fs", path, err.code, delay)
                 attempt += 1
                 await self.clock.sleep(delay)
@@ -473,13 +527,17 @@ class RelayHTTP:
 
     async def _submit(self, path: str, **kwargs: Any) -> Reply:
         idem = {"Idempotency-Key": str(uuid.uuid4())}
+        watch = _submit_watch.get()
         attempt = 0
         while True:
             try:
-                response = await self._client.post(path, headers=idem, **kwargs)
+                response = await self._client.post(
+                    path, headers=idem, extensions=_watch_extensions(watch), **kwargs
+                )
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the relay: safe to try again.
+                _refused(watch)
                 if attempt >= self.retry.submit_connect_retries:
                     raise _unreached(self.error_from_exception(exc, f"POST {path}")) from None
                 delay = self.retry.delay(attempt, None, self._rng)
@@ -491,7 +549,10 @@ class RelayHTTP:
                 raise self.error_from_exception(exc, f"POST {path} (not retried)") from None
         text = response.text
         if response.status_code >= 400:
-            raise self.error_from_response(response, text)
+            error = self.error_from_response(response, text)
+            if error.safe_to_resubmit:
+                _refused(watch)
+            raise error
         data = self.decode(response, text)
         err = (
             self.error_from_payload(data) if isinstance(data, Mapping) and "error" in data else None
@@ -509,15 +570,24 @@ class RelayHTTP:
         The caller checks `source.response` for a JSON (non-streamed) answer.
         """
         headers = {"Idempotency-Key": str(uuid.uuid4())}
+        watch = _submit_watch.get()
         attempt = 0
         async with AsyncExitStack() as stack:
             while True:
                 try:
                     source = await stack.enter_async_context(
-                        aconnect_sse(self._client, "POST", path, json=body, headers=headers)
+                        aconnect_sse(
+                            self._client,
+                            "POST",
+                            path,
+                            json=body,
+                            headers=headers,
+                            extensions=_watch_extensions(watch),
+                        )
                     )
                     break
                 except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    _refused(watch)
                     if attempt >= self.retry.submit_connect_retries:
                         raise _unreached(self.error_from_exception(exc, f"POST {path}")) from None
                     attempt += 1
@@ -530,7 +600,10 @@ class RelayHTTP:
                     text = (await response.aread()).decode("utf-8", "replace")
                 except httpx.HTTPError:
                     text = ""
-                raise self.error_from_response(response, text)
+                error = self.error_from_response(response, text)
+                if error.safe_to_resubmit:
+                    _refused(watch)
+                raise error
             yield source
 
     # --- files --------------------------------------------------------------------

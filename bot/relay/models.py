@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Orientation = Literal["portrait", "landscape"]
 Duration = Literal[10, 15, 25]
 RelayFormat = Literal["chat", "task", "official"]
-Phase = Literal["queued", "rendering", "checking", "finishing"]
+#: `no_answer`: the relay holds the job but its status reads are failing; still waiting.
+Phase = Literal["queued", "rendering", "checking", "finishing", "no_answer"]
 
 PRO_MODEL = "sora-2-pro"
 DEFAULT_MODEL = "sora-2"

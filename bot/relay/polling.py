@@ -5,10 +5,15 @@ snapshots into the `Progress`/`Finished` events the engine consumes and decides 
 look again. The cadence starts quick (~2 s, a video can be refused at once) and slows
 with elapsed time toward a cap set by how long the video is expected to take, so a
 3-minute render costs well under 40 requests; a relay's `Retry-After` hint wins.
+
+Once the relay holds the job it is billed, so a read that fails never ends it: the loop
+keeps reading with a growing backoff until the job's deadline (`Unanswered`, `backoff`).
 """
 
 from __future__ import annotations
 
+import logging
+import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -21,6 +26,7 @@ from bot.relay.errors import (
     InvalidResponseError,
     PolicyStage,
     RelayError,
+    TaskNotFoundError,
     TimedOutError,
 )
 from bot.relay.http import RelayHTTP, guess_stage, looks_like_policy
@@ -33,6 +39,8 @@ from bot.relay.models import (
     VideoRequest,
     VideoResult,
 )
+
+log = logging.getLogger("bot.relay")
 
 CHECKING_PERCENT = 90.0
 FIRST_INTERVAL = 2.0
@@ -109,7 +117,54 @@ def failure_error(snapshot: Snapshot, last_percent: float | None) -> RelayError:
     return GenerationFailedError(snapshot.error or text or "the relay reported a failure")
 
 
-Fetch = Callable[[], Awaitable[tuple[Snapshot, float | None]]]
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A status read that produced no readable status: the job's state is unknown.
+
+    Kept apart from a `Snapshot` on purpose. A failure the relay *states* in a readable
+    status (FAILED plus a reason, however `failure_error` classifies it) ends the job; a
+    failure to *read* the status (5xx, a proxy's HTML page, a timeout, a reset connection,
+    401/403, an error envelope instead of a task, a status word we don't know) says
+    nothing about the job, which the relay may still be rendering and billing.
+    """
+
+    error: RelayError
+
+
+Answer = Snapshot | Unanswered
+Fetch = Callable[[], Awaitable[tuple[Answer, float | None]]]
+
+#: A relay may not know a task it has just accepted (a replica behind, a queue not yet
+#: written): `task_not_exist` / 404 is "not yet" until both this long after the submit
+#: and this many such answers in a row.
+NOT_FOUND_GRACE = 120.0
+NOT_FOUND_READS = 3
+#: While reads fail, wait 4 s, 8 s, 16 s … up to a minute (with jitter) between them.
+FIRST_BACKOFF = 4.0
+MAX_BACKOFF = 60.0
+#: Failed reads in a row before the member is told that the service is not answering.
+NO_ANSWER_AFTER = 2
+
+_rng = random.Random()
+
+
+def backoff(failures: int, hint: float | None = None) -> float:
+    """Seconds before the next read after `failures` failed ones in a row. The relay's
+    `Retry-After` wins (capped at a minute)."""
+    if hint is not None:
+        return min(max(hint, MIN_HINT), MAX_BACKOFF)
+    base = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(failures - 1, 0))
+    return min(MAX_BACKOFF, base * (0.8 + 0.4 * _rng.random()))
+
+
+def _definite(error: RelayError, not_found: int, elapsed: float) -> bool:
+    """Whether a failed read still ends the job: a policy refusal is one wherever it is
+    said, and a task the relay keeps not knowing long after the submit is gone."""
+    if isinstance(error, ContentPolicyError):
+        return True
+    if isinstance(error, TaskNotFoundError):
+        return elapsed >= NOT_FOUND_GRACE and not_found >= NOT_FOUND_READS
+    return False
 
 
 async def poll_events(
@@ -121,68 +176,105 @@ async def poll_events(
     expected: float,
     relay_id: str,
     fmt: RelayFormat,
-    first: Snapshot | None = None,
+    first: Answer | None = None,
     hint: float | None = None,
+    immediate: bool = False,
     content_path: str | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Poll until the job ends; yields Progress on change and one Finished, or raises.
 
     `content_path`: where the relay serves the finished file itself (official format);
     a success without a link then finishes at once instead of waiting for one.
+
+    Only a definite answer ends the job: a failure or cancellation the relay reports in a
+    readable status, a policy refusal, or the deadline. A read that fails is retried with
+    a growing backoff until the deadline (`Unanswered`), and after `NO_ANSWER_AFTER` of
+    them the job's phase says so ("no_answer") until a read succeeds again.
     """
     last: tuple[float | None, Phase] | None = None
     last_percent: float | None = None
     no_link = 0
-    snapshot = first
+    failures = 0
+    not_found = 0
+    answer = first
+    if immediate:
+        answer, hint = await fetch()
     while True:
-        if snapshot is not None:
-            match snapshot.status:
-                case Status.SUCCEEDED:
-                    if snapshot.url or content_path:
-                        # No link but a content path: OpenAI's own shape; the file is
-                        # fetched from the relay, so there is nothing to wait for.
-                        yield Progress(100.0, "finishing")
-                        yield Finished(
-                            VideoResult(
-                                snapshot.url,
-                                relay_id,
-                                fmt,
-                                snapshot.thumbnail_url,
-                                content_path=None if snapshot.url else content_path,
-                            )
-                        )
-                        return
-                    no_link += 1
-                    if no_link > SUCCESS_WITHOUT_LINK_POLLS:
-                        raise InvalidResponseError(
-                            f"the relay says {relay_id} succeeded but gives no video link"
-                        )
-                case Status.FAILED:
-                    raise failure_error(snapshot, last_percent)
-                case Status.CANCELLED:
-                    raise GenerationFailedError(snapshot.error or f"the relay cancelled {relay_id}")
-                case Status.QUEUED | Status.RUNNING:
-                    phase = phase_of(snapshot)
-                    key = (snapshot.percent, phase)
-                    if key != last:
-                        last = key
-                        yield Progress(snapshot.percent, phase)
-                    if snapshot.percent is not None:
-                        last_percent = snapshot.percent
-                case _:
-                    assert_never(snapshot.status)
         elapsed = clock.monotonic() - started
-        wait = next_interval(elapsed, expected, hint)
+        wait: float
+        if isinstance(answer, Unanswered):
+            error = answer.error
+            failures += 1
+            not_found = not_found + 1 if isinstance(error, TaskNotFoundError) else 0
+            if _definite(error, not_found, elapsed):
+                raise error
+            log.info(
+                "%s: status read failed (%s: %s); reading again",
+                relay_id,
+                error.code,
+                error.detail,
+            )
+            if (
+                failures >= NO_ANSWER_AFTER
+                and not not_found
+                and last != (last_percent, "no_answer")
+            ):
+                last = (last_percent, "no_answer")
+                yield Progress(last_percent, "no_answer")
+            wait = backoff(failures, hint)
+        else:
+            failures = not_found = 0
+            snapshot = answer
+            if snapshot is not None:
+                match snapshot.status:
+                    case Status.SUCCEEDED:
+                        if snapshot.url or content_path:
+                            # No link but a content path: OpenAI's own shape; the file is
+                            # fetched from the relay, so there is nothing to wait for.
+                            yield Progress(100.0, "finishing")
+                            yield Finished(
+                                VideoResult(
+                                    snapshot.url,
+                                    relay_id,
+                                    fmt,
+                                    snapshot.thumbnail_url,
+                                    content_path=None if snapshot.url else content_path,
+                                )
+                            )
+                            return
+                        no_link += 1
+                        if no_link > SUCCESS_WITHOUT_LINK_POLLS:
+                            raise InvalidResponseError(
+                                f"the relay says {relay_id} succeeded but gives no video link"
+                            )
+                    case Status.FAILED:
+                        raise failure_error(snapshot, last_percent)
+                    case Status.CANCELLED:
+                        raise GenerationFailedError(
+                            snapshot.error or f"the relay cancelled {relay_id}"
+                        )
+                    case Status.QUEUED | Status.RUNNING:
+                        phase = phase_of(snapshot)
+                        key = (snapshot.percent, phase)
+                        if key != last:
+                            last = key
+                            yield Progress(snapshot.percent, phase)
+                        if snapshot.percent is not None:
+                            last_percent = snapshot.percent
+                    case _:
+                        assert_never(snapshot.status)
+            wait = next_interval(elapsed, expected, hint)
         if deadline is not None:
             remaining = deadline - elapsed
             if remaining <= 0:
+                unread = " (the relay was not answering)" if failures else ""
                 raise TimedOutError(
-                    f"{relay_id} was still unfinished after {elapsed:.0f} s "
+                    f"{relay_id} was still unfinished after {elapsed:.0f} s{unread} "
                     f"(last progress {'unknown' if last_percent is None else f'{last_percent:g}%'})"
                 )
             wait = min(wait, remaining)
         await clock.sleep(wait)
-        snapshot, hint = await fetch()
+        answer, hint = await fetch()
 
 
 async def follow(
@@ -204,12 +296,17 @@ async def follow(
     where they look and how they read the answer. `immediate`: look once before waiting
     (a resumed job may have finished while nobody watched)."""
 
-    async def fetch() -> tuple[Snapshot, float | None]:
-        reply = await http.get_json(path, not_found_is_task=True, paced=True)
-        return parse(reply.data), reply.retry_after
+    async def fetch() -> tuple[Answer, float | None]:
+        # One request per look: the loop above owns the backoff while the relay is down.
+        try:
+            reply = await http.get_json(path, not_found_is_task=True, paced=True, retries=0)
+        except RelayError as error:
+            return Unanswered(error), error.retry_after
+        try:
+            return parse(reply.data), reply.retry_after
+        except RelayError as error:  # no status in it: an envelope, an unknown word …
+            return Unanswered(error), reply.retry_after
 
-    if immediate:
-        first, hint = await fetch()
     async for event in poll_events(
         fetch,
         clock=http.clock,
@@ -220,6 +317,7 @@ async def follow(
         fmt=fmt,
         first=first,
         hint=hint,
+        immediate=immediate,
         content_path=content_path,
     ):
         yield event

@@ -123,7 +123,7 @@ def _phase_label(phase: str | None, locale: str) -> str:
 
 
 _KNOWN_PHASES: Final = frozenset(
-    {"phase.queued", "phase.rendering", "phase.checking", "phase.finishing"}
+    {"phase.queued", "phase.rendering", "phase.checking", "phase.finishing", "phase.no_answer"}
 )
 
 
@@ -138,6 +138,9 @@ def _title(job: JobLike, locale: str, queue_position: int | None) -> tuple[str, 
         return f"⏳ {label}", BLURPLE
     if status == "submitting":
         return f"⏳ {t('state.submitting', locale)}", BLURPLE
+    if status == "running" and job.phase == "no_answer":
+        # The relay holds the job but its status can't be read: say so, keep waiting.
+        return f"📡 {_phase_label(job.phase, locale)}", BLURPLE
     if status == "running":
         label = _phase_label(job.phase, locale)
         if job.progress is not None:

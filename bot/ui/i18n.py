@@ -120,6 +120,7 @@ EN: Final[dict[str, str]] = {
     "phase.rendering": "Rendering",
     "phase.checking": "Checking content",
     "phase.finishing": "Finishing",
+    "phase.no_answer": "The video service is not answering; still waiting",
     # Buttons.
     "button.open": "Open video",
     "button.rerun": "Rerun",
@@ -285,6 +286,7 @@ ZH: Final[dict[str, str]] = {
     "phase.rendering": "生成中",
     "phase.checking": "内容审核中",
     "phase.finishing": "收尾中",
+    "phase.no_answer": "视频服务暂时没有响应，仍在等待",
     "button.open": "打开视频",
     "button.rerun": "重新生成",
     "button.remix": "混剪",

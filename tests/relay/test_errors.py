@@ -180,11 +180,15 @@ async def test_polls_are_retried_through_5xx_429_and_malformed_json(relay, make_
     assert relay.submits_for("a cat") == 1
 
 
-async def test_polls_give_up_after_the_retry_budget(relay, make_client):
+async def test_polls_outlast_a_run_of_failed_reads(relay, make_client, clock):
+    """Issue 9 point 3 (was: four failed reads gave up): the relay holds the job and bills
+    it, so ten proxy pages in a row are waited out with a growing backoff, then delivered."""
     relay.fail_next("poll", status=503, body=CLOUDFLARE, content_type="text/html", times=10)
-    with pytest.raises(UnavailableError):
-        await collect(make_client().generate(req()))
-    assert len(relay.requests_to("poll")) == 4  # first try + 3 retries
+    events = await collect(make_client().generate(req()))
+    finished(events)
+    assert len(relay.requests_to("poll")) >= 10 + 1
+    assert relay.submits_for("a cat") == 1
+    assert max(clock.slept) > 8.0  # the backoff grew past the old read retries
 
 
 async def test_retry_after_is_capped(relay, make_client, clock):

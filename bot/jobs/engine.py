@@ -21,7 +21,16 @@ from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
 from bot.jobs.queue import JobQueue
 from bot.relay.errors import ContentPolicyError, RelayError, TimedOutError
-from bot.relay.models import Event, Finished, Progress, RelayFormat, Submitted, VideoRequest
+from bot.relay.http import watch_submits
+from bot.relay.models import (
+    Event,
+    Finished,
+    Progress,
+    RelayFormat,
+    Submitted,
+    VideoRequest,
+    VideoResult,
+)
 from bot.store.database import Database
 from bot.store.images import ImagesGoneError
 from bot.store.jobs import Job, NewJob
@@ -148,6 +157,8 @@ class JobEngine:
         self._listeners: list[JobListener] = []
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[int, CancelReason] = {}
+        # Jobs whose video the relay has reported finished: their delivery runs to the end.
+        self._finishing: set[int] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._idle = asyncio.Event()
@@ -244,12 +255,16 @@ class JobEngine:
         return await self.submit(new, roles=requester.roles, is_admin=requester.is_admin)
 
     async def cancel(self, job_id: int, *, user_id: int, is_admin: bool = False) -> Job:
-        """Cancel a job. Waiting jobs are refunded; once the relay is rendering, the relay
-        has charged the operator, so a member's own cancel is not refunded (an admin's is)."""
+        """Cancel a job. Nothing billed, nothing charged: a waiting job, or one whose submit
+        can't have reached a relay yet (connecting, waiting out a 429, retrying a refused
+        connection), is refunded in full. Once a relay has the job, or may have it (the
+        request was on the wire: no relay id to collect, but it may bill), the operator is
+        charged, so a member's own cancel is not refunded (an admin's is). A job whose video
+        the relay already reported finished is delivered, not cancelled."""
         job = await self._get(job_id)
         if job.user_id != user_id and not is_admin:
             raise JobError("cancel_not_yours", job_id)
-        if job.is_final:
+        if job.is_final or job_id in self._finishing:
             raise JobError("already_finished", job_id)
         reason: CancelReason = "user" if job.user_id == user_id else "admin"
         if self.queue.remove(job_id):
@@ -316,47 +331,95 @@ class JobEngine:
         # The relay client enforces the deadline on its own clock; this watchdog, in real
         # time, also ends a stream that stalls while the relay keeps it alive with pings.
         watchdog = render_deadline(job.request, self.deadline_minutes) + WATCHDOG_GRACE
+        accepted = bool(job.relay_id)  # a resumed job: the relay has it
+        done: VideoResult | None = None
+        with watch_submits() as watch:
+            try:
+                events = await self._events_for(job)
+                await self._emit(JobUpdate("started", job))
+                async with asyncio.timeout(watchdog):
+                    async for event in events:
+                        if isinstance(event, Finished):
+                            # From here on nothing may swallow the delivery (see `_deliver`).
+                            done = event.result
+                            self._finishing.add(job.id)
+                        elif done is None:
+                            accepted = accepted or isinstance(event, Submitted)
+                            await self._handle(job.id, event)
+            except _AlreadyFinal:
+                return
+            except ImagesGoneError:  # removed while it waited: nothing reached the relay
+                log.warning("job %s: its reference images are no longer kept", job.id)
+                await self._finish(job.id, "failed", error_code="images_gone", refund=True)
+            except TimeoutError:
+                if done is None:
+                    log.info("job %s: no end after %.0f s; abandoned", job.id, watchdog)
+                    await self._finish(
+                        job.id,
+                        "timed_out",
+                        error_code=TimedOutError.code,
+                        error_message=TimedOutError.default_message,
+                        refund=True,
+                    )
+            except asyncio.CancelledError:
+                reason = self._cancel_reasons.pop(job.id, None)
+                if done is not None:
+                    await self._deliver(job.id, done)
+                    if reason is None:
+                        raise
+                    return
+                if reason is None:  # shutdown: leave the row as it is, the next start resumes it
+                    raise
+                # Nothing billed unless a relay has, or may have, the job.
+                billed = accepted or watch.may_have_reached
+                log.info(
+                    "job %s: cancelled by %s (%s)",
+                    job.id,
+                    reason,
+                    "billed" if billed else "not billed",
+                )
+                await self._finish(
+                    job.id,
+                    "cancelled",
+                    error_code="cancelled",
+                    refund=reason == "admin" or not billed,
+                )
+            except RelayError as exc:
+                status = "timed_out" if isinstance(exc, TimedOutError) else "failed"
+                log.info("job %s: %s (%s)", job.id, exc.code, exc.detail or exc.user_message)
+                await self._finish(
+                    job.id,
+                    status,
+                    error_code=exc.code,
+                    error_message=exc.user_message,
+                    error_detail=exc.stage if isinstance(exc, ContentPolicyError) else None,
+                    refund=exc.refund,
+                )
+            except Exception:
+                log.exception("job %s: unexpected failure", job.id)
+                await self._finish(job.id, "failed", error_code="internal", refund=True)
+        if done is not None:
+            await self._deliver(job.id, done)
+
+    async def _deliver(self, job_id: int, result: VideoResult) -> None:
+        """Record the finished video and tell the listeners, even if a cancel, the watchdog
+        or a shutdown lands meanwhile: the relay made (and billed) it, and a finish cut
+        after its commit would leave a succeeded row whose "finished" update never came."""
+        # A link, or the relay path serving the file (no public link): the row keeps
+        # whichever, so a restart can still deliver.
+        step = asyncio.ensure_future(self._finish(job_id, "succeeded", result_url=result.location))
+        interrupted = False
         try:
-            events = await self._events_for(job)
-            await self._emit(JobUpdate("started", job))
-            async with asyncio.timeout(watchdog):
-                async for event in events:
-                    await self._handle(job.id, event)
-        except _AlreadyFinal:
-            return
-        except ImagesGoneError:  # removed while it waited: nothing reached the relay
-            log.warning("job %s: its reference images are no longer kept", job.id)
-            await self._finish(job.id, "failed", error_code="images_gone", refund=True)
-        except TimeoutError:
-            log.info("job %s: no end after %.0f s; abandoned", job.id, watchdog)
-            await self._finish(
-                job.id,
-                "timed_out",
-                error_code=TimedOutError.code,
-                error_message=TimedOutError.default_message,
-                refund=True,
-            )
-        except asyncio.CancelledError:
-            reason = self._cancel_reasons.pop(job.id, None)
-            if reason is None:  # shutdown: leave the row as it is, the next start resumes it
-                raise
-            await self._finish(
-                job.id, "cancelled", error_code="cancelled", refund=reason == "admin"
-            )
-        except RelayError as exc:
-            status = "timed_out" if isinstance(exc, TimedOutError) else "failed"
-            log.info("job %s: %s (%s)", job.id, exc.code, exc.detail or exc.user_message)
-            await self._finish(
-                job.id,
-                status,
-                error_code=exc.code,
-                error_message=exc.user_message,
-                error_detail=exc.stage if isinstance(exc, ContentPolicyError) else None,
-                refund=exc.refund,
-            )
-        except Exception:
-            log.exception("job %s: unexpected failure", job.id)
-            await self._finish(job.id, "failed", error_code="internal", refund=True)
+            while not step.done():
+                try:
+                    await asyncio.shield(step)
+                except asyncio.CancelledError:
+                    interrupted = True
+        finally:
+            self._finishing.discard(job_id)
+        step.result()
+        if interrupted:
+            raise asyncio.CancelledError
 
     async def _events_for(self, job: Job) -> AsyncIterator[Event]:
         """Resume polling a job the relay already has, or submit it (recorded first)."""
@@ -384,9 +447,7 @@ class JobEngine:
                 await self.db.jobs.set_progress(job_id, percent, phase)
                 await self._emit(JobUpdate("progress", await self._get(job_id)))
             case Finished(result=result):
-                # A link, or the relay path serving the file (no public link): the row
-                # keeps whichever, so a restart can still deliver.
-                await self._finish(job_id, "succeeded", result_url=result.location)
+                await self._deliver(job_id, result)
 
     async def _finish(
         self,

@@ -1,0 +1,204 @@
+"""Issue 9 point 8 (a cancel before a relay accepted the job is not billed) and point 11
+(a cancel or the deadline racing the job's finish must not swallow "finished").
+
+The real engine, SQLite file and relay client against the fake relay on loopback. Waits
+that a cancel must land in (a 429's Retry-After, a refused connection's retry) are parked
+on the clock seam, so the test decides when they end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.clock import FakeClock
+from bot.fakes.relay import FakeRelay
+from bot.jobs import engine as engine_module
+from bot.jobs.engine import JobEngine, JobError, JobUpdate
+from bot.relay.client import RelayClient
+from bot.relay.pool import RelayPool
+from bot.store.database import Database
+
+from .conftest import KEY, Recorder, new_job
+
+
+class ParkingClock(FakeClock):
+    """A FakeClock whose next sleep of at least `seconds` waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._park_at: float | None = None
+        self.parked = asyncio.Event()
+        self._release = asyncio.Event()
+
+    def park_next(self, seconds: float) -> None:
+        self._park_at = seconds
+        self.parked.clear()
+        self._release.clear()
+
+    def release(self) -> None:
+        self._release.set()
+
+    async def sleep(self, seconds: float) -> None:
+        if self._park_at is not None and seconds >= self._park_at:
+            self._park_at = None
+            self.parked.set()
+            await self._release.wait()
+        await super().sleep(seconds)
+
+
+@pytest.fixture
+def clock() -> ParkingClock:
+    return ParkingClock()
+
+
+async def ledger_kinds(engine: JobEngine, job_id: int) -> Counter[str]:
+    entries = await engine.db.quotas.ledger(1, limit=10_000)
+    return Counter(e.kind for e in entries if e.job_id == job_id)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_cancel_during_a_429_wait_is_refunded_in_full(
+    open_engine, relay: FakeRelay, clock: ParkingClock
+) -> None:
+    relay.fail_next("task_submit", status=429, headers={"Retry-After": "30"})
+    clock.park_next(30)
+    engine, _seen = await open_engine()
+    await engine.start()
+    job = await engine.submit(new_job())
+    await asyncio.wait_for(clock.parked.wait(), 10)  # the relay said "busy, come back in 30 s"
+
+    cancelled = await engine.cancel(job.id, user_id=10)  # the member's own cancel
+
+    assert cancelled.status == "cancelled"
+    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
+    assert relay.submits_for("a cat walks") == 0 and len(relay.requests_to("submit")) == 1
+    clock.release()
+    await engine.wait_idle()
+    assert len(relay.requests_to("submit")) == 1  # and nothing was sent after the cancel
+
+
+async def test_a_cancel_while_retrying_a_refused_connection_is_refunded(
+    tmp_path: Path, clock: ParkingClock
+) -> None:
+    db = await Database.open(
+        tmp_path / "bot.db", clock=clock, default_guild_monthly=100, default_user_daily=100
+    )
+    client = RelayClient(f"http://127.0.0.1:{closed_port()}", SecretStr(KEY), clock=clock)
+    engine = JobEngine(db, RelayPool([("default", client)], clock=clock), clock=clock)
+    seen = Recorder()
+    engine.add_listener(seen)
+    try:
+        clock.park_next(0.1)  # the pause before the connect is tried again
+        await engine.start()
+        job = await engine.submit(new_job())
+        await asyncio.wait_for(clock.parked.wait(), 10)
+        cancelled = await engine.cancel(job.id, user_id=10)
+        assert cancelled.status == "cancelled"
+        assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
+    finally:
+        clock.release()
+        await engine.stop()
+        await client.aclose()
+        await db.close()
+
+
+async def test_a_cancel_while_the_submit_may_be_on_the_wire_is_charged_never_resent(
+    open_engine, relay: FakeRelay
+) -> None:
+    """The relay has read the request and not answered: it may bill, so the cancel is
+    charged (no relay id to collect); the job is not submitted again."""
+    held, arrived = asyncio.Event(), asyncio.Event()
+    relay.fail_next("task_submit", status=None, wait=held, arrived=arrived)
+    engine, _seen = await open_engine()
+    await engine.start()
+    job = await engine.submit(new_job())
+    await asyncio.wait_for(arrived.wait(), 10)
+
+    cancelled = await engine.cancel(job.id, user_id=10)
+
+    assert cancelled.status == "cancelled"
+    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
+    held.set()
+    await engine.wait_idle()
+    assert len(relay.requests_to("submit")) == 1
+
+
+async def test_an_admin_cancel_before_the_relay_answered_is_refunded(
+    open_engine, relay: FakeRelay
+) -> None:
+    held, arrived = asyncio.Event(), asyncio.Event()
+    relay.fail_next("task_submit", status=None, wait=held, arrived=arrived)
+    engine, _seen = await open_engine()
+    await engine.start()
+    job = await engine.submit(new_job())
+    await asyncio.wait_for(arrived.wait(), 10)
+    await engine.cancel(job.id, user_id=99, is_admin=True)
+    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
+    held.set()
+
+
+async def test_the_watchdog_does_not_cut_a_finished_jobs_delivery(
+    open_engine, relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay reported the video done just before the real-time watchdog ran out; the
+    "finished" update (the Discord layer uploads the file there) must run to its end."""
+    monkeypatch.setattr(engine_module, "WATCHDOG_GRACE", 0.3)
+    relay.behaviour.render_polls = 1
+    engine, seen = await open_engine(deadline_minutes=0.001)  # 0.06 s on the fake clock
+    delivered: list[str] = []
+
+    async def slow_delivery(update: JobUpdate) -> None:
+        if update.kind == "finished":
+            await asyncio.sleep(0.6)  # a long upload, past the watchdog's end
+            delivered.append(update.job.status)
+
+    engine.add_listener(slow_delivery)
+    await engine.start()
+    job = await engine.submit(new_job())
+    await seen.wait_for(lambda _: job.id in seen.finished())
+    await engine.wait_idle()
+
+    assert delivered == ["succeeded"]
+    row = await engine.db.jobs.get(job.id)
+    assert row is not None and row.status == "succeeded"
+    assert [u.job.status for u in seen.updates if u.kind == "finished"] == ["succeeded"]
+    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
+
+
+async def test_a_cancel_during_the_delivery_leaves_it_delivered(
+    open_engine, relay: FakeRelay
+) -> None:
+    engine, seen = await open_engine()
+    entered, release = asyncio.Event(), asyncio.Event()
+    delivered: list[str] = []
+
+    async def slow_delivery(update: JobUpdate) -> None:
+        if update.kind == "finished":
+            entered.set()
+            await release.wait()
+            delivered.append(update.job.status)
+
+    engine.add_listener(slow_delivery)
+    await engine.start()
+    job = await engine.submit(new_job())
+    await asyncio.wait_for(entered.wait(), 10)
+
+    with pytest.raises(JobError) as info:
+        await engine.cancel(job.id, user_id=10)
+    assert info.value.code == "already_finished"
+    release.set()
+    await engine.wait_idle()
+    await seen.wait_for(lambda _: job.id in seen.finished())
+    assert delivered == ["succeeded"]
+    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)

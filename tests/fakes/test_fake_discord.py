@@ -138,6 +138,27 @@ class Probe(commands.Cog):
             self.errors.append(exc)
             await interaction.followup.send(f"cannot post: {exc.code}")
 
+    @app_commands.command(description="say where the command ran")
+    async def whereami(self, interaction: discord.Interaction) -> None:
+        self.seen.update(
+            guild=interaction.guild_id,
+            user_type=type(interaction.user).__name__,
+            channel_type=type(interaction.channel).__name__,
+            in_dm=interaction.context.dm_channel,
+        )
+        await interaction.response.send_message("here", ephemeral=True)
+        assert interaction.channel is not None
+        await interaction.channel.send("and a message in the channel")  # type: ignore[union-attr]
+
+    @app_commands.command(description="defer, then a follow-up that may die with its connection")
+    async def fragile(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer()
+        try:
+            await interaction.followup.send("shown")
+        except Exception as exc:  # the test looks at what discord.py raised
+            self.seen["error"] = exc
+            await interaction.edit_original_response(content="shown by the edit")
+
 
 async def add_probe(bot: commands.AutoShardedBot) -> None:
     await bot.add_cog(Probe(bot))
@@ -505,3 +526,49 @@ async def test_point_discord_py_here_restores(fake_discord: FakeDiscord) -> None
         assert discord.http.Route.BASE == f"{fake_discord.url}/api/v10"
         assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == fake_discord.gateway_url
     assert (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == before
+
+
+# ----------------------------------------------------------------------------- DMs, drops
+
+
+async def test_a_dm_interaction_has_a_user_and_a_dm_channel(
+    fake_discord: FakeDiscord, bot: FakeFriendlyBot
+) -> None:
+    inter = await fake_discord.run_slash("whereami", dm=True)
+    assert "guild_id" not in inter.payload and "member" not in inter.payload
+    assert inter.payload["context"] == 1 and inter.payload["channel"]["type"] == 1
+    await inter.wait_until(lambda i: i.original is not None)
+    assert probe(bot).seen == {
+        "guild": None,
+        "user_type": "User",
+        "channel_type": "DMChannel",
+        "in_dm": True,
+    }
+    dm = fake_discord.dm_channel(fake_discord.alice.id)
+    posted = await fake_discord.wait_for_message(
+        lambda m: m.channel_id == dm.id and not m.ephemeral and m.interaction_id is None
+    )
+    assert posted.guild_id is None and posted.content == "and a message in the channel"
+
+
+async def test_a_second_guild_sees_the_same_members(fake_discord: FakeDiscord) -> None:
+    other = fake_discord.add_guild("Other Guild")
+    async with running_bot(fake_discord, make_bot(fake_discord)) as bot:
+        assert {g.id for g in bot.guilds} == {fake_discord.guild.id, other.id}
+        assert other.members.keys() == fake_discord.guild.members.keys()
+
+
+async def test_a_dropped_connection_is_a_network_error_not_an_http_one(
+    fake_discord: FakeDiscord, bot: FakeFriendlyBot
+) -> None:
+    from bot.fakes.discord import DROP
+
+    rule = fake_discord.fail_next("POST", r"^/webhooks/\d+/[^/]+$", status=DROP)
+    inter = await fake_discord.run_slash("fragile")
+    await inter.wait_until(lambda i: i.original is not None and "edit" in i.original.content)
+    error = probe(bot).seen["error"]
+    assert isinstance(error, aiohttp.ClientError | OSError), error
+    assert not isinstance(error, discord.HTTPException)
+    assert rule.hits == 1 and inter.followups == []  # nothing was posted by the dropped call
+    [dropped] = fake_discord.requests_matching("POST", r"^/webhooks/", status=DROP)
+    assert dropped.body["content"] == "shown"

@@ -19,6 +19,7 @@ from .records import (
     LOADING,
     CallbackRecord,
     FakeChannel,
+    FakeDMChannel,
     FakeGuild,
     FakeInteraction,
     FakeMember,
@@ -30,12 +31,13 @@ from .records import (
     RecordedMessage,
     RequestRecord,
 )
-from .server import FakeDiscord
+from .server import DROP, FakeDiscord
 
 __all__ = [
     "ALL_PERMISSIONS",
     "DEFAULT_BOT_PERMISSIONS",
     "DEFAULT_EVERYONE_PERMISSIONS",
+    "DROP",
     "EPHEMERAL",
     "LOADING",
     "PERMISSIONS",
@@ -43,6 +45,7 @@ __all__ = [
     "CallbackRecord",
     "FailRule",
     "FakeChannel",
+    "FakeDMChannel",
     "FakeDiscord",
     "FakeGuild",
     "FakeInteraction",

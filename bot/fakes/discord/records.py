@@ -169,6 +169,23 @@ class FakeChannel:
 
 
 @dataclass
+class FakeDMChannel:
+    """The direct-message channel between the bot and one user (channel type 1)."""
+
+    id: int
+    recipient: FakeUser
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": 1,
+            "last_message_id": None,
+            "flags": 0,
+            "recipients": [self.recipient.payload()],
+        }
+
+
+@dataclass
 class FakeGuild:
     id: int
     name: str

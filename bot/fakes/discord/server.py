@@ -7,6 +7,7 @@ Everything a member could see is recorded (see `records.py`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -40,6 +41,7 @@ from .records import (
     CallbackRecord,
     Changes,
     FakeChannel,
+    FakeDMChannel,
     FakeGuild,
     FakeInteraction,
     FakeMember,
@@ -57,6 +59,18 @@ SUPPRESS_EMBEDS = 1 << 2
 SUPPRESS_NOTIFICATIONS = 1 << 12
 IS_COMPONENTS_V2 = 1 << 15
 SETTABLE_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2
+DROP = 0
+"""`fail_next(..., status=DROP)`: close the connection without answering."""
+# What a bot may do in a DM (Discord computes app_permissions there from the DM's rules).
+DM_APP_PERMISSIONS = perms(
+    "view_channel",
+    "send_messages",
+    "embed_links",
+    "attach_files",
+    "read_message_history",
+    "add_reactions",
+    "use_external_emojis",
+)
 
 
 @dataclass
@@ -158,6 +172,7 @@ class FakeDiscord:
         self.bot_user = FakeUser(self.application_id, "Sora Bot", bot=True)
         self.users: dict[int, FakeUser] = {self.bot_user.id: self.bot_user}
         self.guilds: dict[int, FakeGuild] = {}
+        self.dm_channels: dict[int, FakeDMChannel] = {}  # by the user's id
         self.commands: dict[int | None, dict[tuple[str, int], dict[str, Any]]] = {None: {}}
         self.messages: dict[int, RecordedMessage] = {}
         self.attachments: dict[int, RecordedAttachment] = {}
@@ -302,6 +317,17 @@ class FakeDiscord:
         self.guilds[guild_id].members[user.id] = member
         return member
 
+    def dm_channel(self, user_id: int) -> FakeDMChannel:
+        """The DM channel between the bot and `user_id` (made on first use, like Discord's)."""
+        channel = self.dm_channels.get(user_id)
+        if channel is None:
+            channel = FakeDMChannel(self.snowflake(), self.users[user_id])
+            self.dm_channels[user_id] = channel
+        return channel
+
+    def _dm_by_channel(self, channel_id: int) -> FakeDMChannel | None:
+        return next((c for c in self.dm_channels.values() if c.id == channel_id), None)
+
     def guild_payload(self, guild: FakeGuild) -> dict[str, Any]:
         return guild.payload(guild.members[self.bot_user.id])
 
@@ -427,7 +453,12 @@ class FakeDiscord:
         times: int = 1,
         body: Any = None,
     ) -> FailRule:
-        """Answer the next `times` matching requests (path below /api/v10) with a fault."""
+        """Answer the next `times` matching requests (path below /api/v10) with a fault.
+
+        `status=0` (`DROP`) answers nothing: the connection is closed after the request
+        arrived, as a dying proxy or network would; the request is recorded with status 0
+        and has no effect.
+        """
         rule = FailRule(
             method, path_regex, status, retry_after, code, message, is_global, times, body
         )
@@ -543,6 +574,13 @@ class FakeDiscord:
                 rule.hits += 1
                 if rule.exhausted:
                     self._fail_rules.remove(rule)
+                if rule.status == DROP:
+                    # The connection dies before any answer: the client sees a network
+                    # error (aiohttp's ServerDisconnectedError / ClientOSError), no status.
+                    log(DROP)
+                    if request.transport is not None:
+                        request.transport.abort()
+                    raise asyncio.CancelledError
                 if rule.status == 429:
                     self.rate_limited_count += 1
                     log(429)
@@ -910,6 +948,8 @@ class FakeDiscord:
         return msg
 
     def _require(self, channel_id: int, *names: str) -> None:
+        if self._dm_by_channel(channel_id) is not None:
+            return  # a DM has no roles or overwrites: the bot may post and edit there
         have = self.bot_channel_permissions(channel_id)
         need = perms(*names)
         if have & need != need:
@@ -917,13 +957,16 @@ class FakeDiscord:
 
     def _channel_message(self, call: Call) -> RecordedMessage:
         channel_id = int(call.params["channel_id"])
-        self._find_channel(channel_id)
+        if self._dm_by_channel(channel_id) is None:
+            self._find_channel(channel_id)
         msg = self.messages.get(int(call.params["message_id"]))
         if msg is None or msg.deleted or msg.channel_id != channel_id:
             raise unknown("Message", 10008)
         return msg
 
     async def _get_channel(self, call: Call) -> Any:
+        if (dm := self._dm_by_channel(int(call.params["channel_id"]))) is not None:
+            return dm.payload()
         _, channel = self._find_channel(int(call.params["channel_id"]))
         self._require(channel.id, "view_channel")
         return channel.payload()
@@ -934,13 +977,15 @@ class FakeDiscord:
 
     async def _create_message(self, call: Call) -> Any:
         channel_id = int(call.params["channel_id"])
-        guild, _ = self._find_channel(channel_id)
+        guild_id: int | None = None
+        if self._dm_by_channel(channel_id) is None:
+            guild_id = self._find_channel(channel_id)[0].id
         self._require(channel_id, "view_channel", "send_messages")
         if call.files:
             self._require(channel_id, "attach_files")
         body = call.body if isinstance(call.body, dict) else {}
         kind = 19 if body.get("message_reference") else 0
-        msg = self._message(channel_id, guild.id, type=kind)
+        msg = self._message(channel_id, guild_id, type=kind)
         self._apply(msg, body, call.files, creating=True)
         return self._store(msg).payload()
 
@@ -1113,8 +1158,17 @@ class FakeDiscord:
         locale: str = "en-US",
         member_permissions: int | None = None,
         message: RecordedMessage | None = None,
+        dm: bool = False,
     ) -> FakeInteraction:
-        """Send a raw INTERACTION_CREATE of any type; the helpers below build `data`."""
+        """Send a raw INTERACTION_CREATE of any type; the helpers below build `data`.
+
+        `dm=True` sends it from the user's DM with the bot: no guild, `user` instead of
+        `member`, channel type 1, context 1 (BOT_DM), on shard 0.
+        """
+        if dm:
+            return await self._dispatch_dm(
+                type, data, user_id=user_id, locale=locale, message=message
+            )
         guild, channel, member = self._context(guild_id, channel_id, user_id)
         permissions = (
             member_permissions
@@ -1164,13 +1218,63 @@ class FakeDiscord:
         inter.dispatched_at = self.clock()
         return inter
 
+    async def _dispatch_dm(
+        self,
+        type: int,
+        data: dict[str, Any],
+        *,
+        user_id: int | None,
+        locale: str,
+        message: RecordedMessage | None,
+    ) -> FakeInteraction:
+        user = self.users[user_id if user_id is not None else self.alice.id]
+        channel = self.dm_channel(user.id)
+        iid = self.snowflake()
+        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
+        payload: dict[str, Any] = {
+            "id": str(iid),
+            "application_id": str(self.application_id),
+            "type": type,
+            "data": data,
+            "channel_id": str(channel.id),
+            "channel": channel.payload(),
+            "user": user.payload(),
+            "token": token,
+            "version": 1,
+            "app_permissions": str(DM_APP_PERMISSIONS),
+            "locale": locale,
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": "0"},
+            "context": 1,
+            "attachment_size_limit": self.upload_limit,
+        }
+        if message is not None:
+            payload["message"] = message.payload(self.application_id)
+        inter = FakeInteraction(
+            fake=self,
+            id=iid,
+            token=token,
+            type=type,
+            guild_id=None,
+            channel_id=channel.id,
+            user_id=user.id,
+            payload=payload,
+            created_at=self.clock(),
+            message=message,
+        )
+        self.interactions[iid] = inter
+        self._by_token[token] = inter
+        await self.gateway.dispatch_to_guild(None, "INTERACTION_CREATE", payload)
+        inter.dispatched_at = self.clock()
+        return inter
+
     def _option(
         self,
         name: str,
         value: Any,
         spec: dict[str, Any] | None,
         resolved: dict[str, dict[str, Any]],
-        guild: FakeGuild,
+        guild: FakeGuild | None,
     ) -> dict[str, Any]:
         if spec is not None:
             otype = spec["type"]
@@ -1188,7 +1292,13 @@ class FakeDiscord:
             otype = 8
         else:
             otype = 3
-        if otype in (6, 7, 8, 9):
+        if otype in (6, 7, 8, 9) and guild is None:  # in a DM only users resolve
+            oid = int(getattr(value, "id", value))
+            if oid in self.users:
+                resolved.setdefault("users", {})[str(oid)] = self.users[oid].payload()
+            value = str(oid)
+        elif otype in (6, 7, 8, 9):
+            assert guild is not None
             oid = int(getattr(value, "id", value))
             if oid in guild.members or oid in self.users:
                 user = guild.members[oid].user if oid in guild.members else self.users[oid]
@@ -1219,13 +1329,13 @@ class FakeDiscord:
         name: str,
         options: dict[str, Any] | None,
         *,
-        guild: FakeGuild,
-        channel: FakeChannel,
+        guild: FakeGuild | None,
+        channel_id: int,
         subcommand: str | None,
         attachments: dict[str, tuple[str, bytes, str]] | None,
         focused: str | None = None,
     ) -> dict[str, Any]:
-        cmd = self.find_command(name, guild.id)
+        cmd = self.find_command(name, guild.id if guild is not None else None)
         specs: list[dict[str, Any]] = list(cmd.get("options") or []) if cmd else []
         path: list[tuple[str, int]] = []
         parts = (subcommand or "").split()
@@ -1240,7 +1350,7 @@ class FakeDiscord:
             self._option(k, v, by_name.get(k), resolved, guild) for k, v in (options or {}).items()
         ]
         for key, (filename, blob, ctype) in (attachments or {}).items():
-            att = self._new_attachment(channel.id, filename, blob, ctype, ephemeral=True)
+            att = self._new_attachment(channel_id, filename, blob, ctype, ephemeral=True)
             resolved.setdefault("attachments", {})[str(att.id)] = att.payload()
             built.append({"name": key, "type": 11, "value": str(att.id)})
         for opt in built:
@@ -1273,18 +1383,32 @@ class FakeDiscord:
         subcommand: str | None = None,
         attachments: dict[str, tuple[str, bytes, str]] | None = None,
         member_permissions: int | None = None,
+        dm: bool = False,
     ) -> FakeInteraction:
         """A member runs `/name`: option types come from the synced command when known.
 
         `subcommand` is "sub" or "group sub"; `attachments` maps option name to
-        (filename, bytes, content_type) and is served from the fake's CDN.
+        (filename, bytes, content_type) and is served from the fake's CDN. `dm=True`
+        runs it in the user's DM with the bot (the global command; Discord only offers
+        it there if its contexts allow, but a stale client can still send it).
         """
+        if dm:
+            uid = user_id if user_id is not None else self.alice.id
+            data = self._command_data(
+                name,
+                options,
+                guild=None,
+                channel_id=self.dm_channel(uid).id,
+                subcommand=subcommand,
+                attachments=attachments,
+            )
+            return await self.dispatch_interaction(2, data, user_id=uid, locale=locale, dm=True)
         guild, channel, _ = self._context(guild_id, channel_id, user_id)
         data = self._command_data(
             name,
             options,
             guild=guild,
-            channel=channel,
+            channel_id=channel.id,
             subcommand=subcommand,
             attachments=attachments,
         )
@@ -1317,7 +1441,7 @@ class FakeDiscord:
             name,
             options,
             guild=guild,
-            channel=channel,
+            channel_id=channel.id,
             subcommand=subcommand,
             attachments=None,
             focused=focused,
@@ -1360,6 +1484,7 @@ class FakeDiscord:
             user_id=user_id,
             locale=locale,
             message=msg,
+            dm=self._dm_by_channel(msg.channel_id) is not None,
         )
 
     async def submit_modal(
@@ -1371,6 +1496,7 @@ class FakeDiscord:
         channel_id: int | None = None,
         user_id: int | None = None,
         locale: str = "en-US",
+        dm: bool = False,
     ) -> FakeInteraction:
         """A member submits a modal: pass the interaction that opened it, or its custom_id."""
         rows: list[dict[str, Any]]
@@ -1380,6 +1506,7 @@ class FakeDiscord:
             if shown is None:
                 raise ValueError("that interaction did not open a modal")
             custom_id = shown["custom_id"]
+            dm = dm or modal.guild_id is None
             guild_id = guild_id or modal.guild_id
             channel_id = channel_id or modal.channel_id
             user_id = user_id or modal.user_id
@@ -1414,6 +1541,7 @@ class FakeDiscord:
             user_id=user_id,
             locale=locale,
             message=message,
+            dm=dm,
         )
 
 

@@ -105,6 +105,9 @@ async def reply_privately(interaction: discord.Interaction, text: str) -> None:
 async def render_error(interaction: discord.Interaction, error: BaseException) -> None:
     """Answer `interaction` with the sentence for `error`; log anything unexpected."""
     locale = locale_of(interaction)
+    if isinstance(error, app_commands.NoPrivateMessage):
+        await reply_privately(interaction, t("generic.guild_only", locale))
+        return
     if isinstance(error, app_commands.CheckFailure):
         await reply_privately(interaction, t("not_allowed", locale))
         return
@@ -117,7 +120,22 @@ async def render_error(interaction: discord.Interaction, error: BaseException) -
     await reply_privately(interaction, text)
 
 
+def server_only(command: object) -> bool:
+    """Whether a command (or the group it belongs to) is registered as server-only."""
+    root = getattr(command, "root_parent", None) or command
+    return bool(getattr(root, "guild_only", False))
+
+
 class VideoTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Server-only commands are hidden in DMs, but a stale client or a raw request can
+        still send one: refuse it with one sentence before it runs (or spends anything)."""
+        if interaction.guild_id is not None or not server_only(interaction.command):
+            return True
+        if interaction.type is discord.InteractionType.autocomplete:
+            return False  # nothing to suggest there; an autocomplete can't carry a sentence
+        raise app_commands.NoPrivateMessage
+
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:

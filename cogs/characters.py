@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.app import VideoBot
 
 
+@app_commands.guild_only()
 class Characters(
     commands.GroupCog, group_name="character", group_description=_("Manage character aliases")
 ):
@@ -35,7 +36,6 @@ class Characters(
         url=_("Link to a video clip with the character"),
         job=_("Job number of a finished video with the character"),
     )
-    @app_commands.guild_only()
     async def create(
         self,
         interaction: discord.Interaction,
@@ -61,9 +61,7 @@ class Characters(
                 raise UserFacingError("character.not_a_video", name=video.filename)
             clip_url = video.url
         if job is not None:
-            source = await self.bot.db.jobs.get(job)
-            if source is None or source.guild_id != interaction.guild_id:
-                raise JobError("job_not_found", job)
+            source = await self.bot.engine.find(job, guild_id=interaction.guild_id)
             if source.status != "succeeded" or not source.relay_id:
                 raise JobError("remix_not_finished", job)
             from_task = source.relay_id
@@ -91,7 +89,6 @@ class Characters(
         )
 
     @app_commands.command(name="list", description=_("List this server's characters"))
-    @app_commands.guild_only()
     async def list(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
         aliases = await self.bot.db.characters.list(interaction.guild_id)
@@ -101,7 +98,6 @@ class Characters(
 
     @app_commands.command(name="delete", description=_("Remove a character alias"))
     @app_commands.describe(alias=_("Short name to use in prompts"))
-    @app_commands.guild_only()
     async def delete(self, interaction: discord.Interaction, alias: str) -> None:
         assert interaction.guild_id is not None
         found = await self.bot.db.characters.get(interaction.guild_id, alias)

@@ -10,7 +10,6 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
-from bot.jobs.engine import JobError
 from bot.store.jobs import Job
 from bot.tree import locale_of
 from bot.ui.embeds import job_embed, job_list_embed
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from bot.app import VideoBot
 
 
+@app_commands.guild_only()
 class Jobs(commands.GroupCog, group_name="jobs", group_description=_("Your video jobs")):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
@@ -76,15 +76,10 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description=_("Your video
         ]
 
     async def _visible_job(self, interaction: discord.Interaction, job_id: int) -> Job:
-        """Jobs are visible in the server they were made in (or to their owner in DMs)."""
-        job = await self.bot.db.jobs.get(job_id)
-        if (
-            job is None
-            or (job.guild_id != interaction.guild_id)
-            or (job.guild_id is None and job.user_id != interaction.user.id)
-        ):
-            raise JobError("job_not_found", job_id)
-        return job
+        """Jobs are visible only in the server they were made in."""
+        if interaction.guild_id is None:
+            raise app_commands.NoPrivateMessage
+        return await self.bot.engine.find(job_id, guild_id=interaction.guild_id)
 
 
 class Queue(commands.Cog):
@@ -92,6 +87,7 @@ class Queue(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="queue", description=_("Show the video queue and your place in it"))
+    @app_commands.guild_only()
     async def queue(self, interaction: discord.Interaction) -> None:
         engine = self.bot.engine
         locale = locale_of(interaction)

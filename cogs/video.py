@@ -41,9 +41,13 @@ MODELS = [
 
 
 def requester(interaction: discord.Interaction) -> Requester:
-    """The member behind an interaction, as the engine needs them for a job."""
+    """The member behind an interaction, and the server they asked in, as the engine needs
+    them for a job (the tree refuses DMs before this; a component from a DM lands here)."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage
     roles, is_admin = member_context(interaction)
     return Requester(
+        guild_id=interaction.guild_id,
         user_id=interaction.user.id,
         roles=roles,
         is_admin=is_admin,
@@ -67,6 +71,7 @@ class Video(commands.Cog):
     # -- commands -------------------------------------------------------------------
 
     @app_commands.command(name="video", description=_("Render a video from a prompt"))
+    @app_commands.guild_only()
     @app_commands.describe(
         prompt=_("What should happen in the video? Use @alias for a saved character"),
         orientation=_("Portrait (default) or landscape"),
@@ -119,6 +124,7 @@ class Video(commands.Cog):
     @app_commands.command(
         name="storyboard", description=_("Render a multi-shot video from a storyboard")
     )
+    @app_commands.guild_only()
     @app_commands.describe(
         duration=_("Total length in seconds; the shots must add up to it"),
         orientation=_("Portrait (default) or landscape"),
@@ -137,6 +143,7 @@ class Video(commands.Cog):
         await interaction.response.send_modal(StoryboardModal(options, locale_of(interaction)))
 
     @app_commands.command(name="remix", description=_("Change a finished video with a new prompt"))
+    @app_commands.guild_only()
     @app_commands.describe(
         job=_("The job number of the finished video"), prompt=_("What to change")
     )
@@ -147,17 +154,17 @@ class Video(commands.Cog):
 
     async def start_job(self, interaction: discord.Interaction, request: VideoRequest) -> Job:
         """Reserve, queue and show a job; the interaction is already deferred."""
-        roles, is_admin = member_context(interaction)
+        asker = requester(interaction)
         new = NewJob(
-            guild_id=interaction.guild_id,
+            guild_id=asker.guild_id,
             channel_id=interaction.channel_id,
-            user_id=interaction.user.id,
+            user_id=asker.user_id,
             request=request,
             format=self.bot.relay.format_for(request),
             interaction_token=interaction.token,
             locale=locale_of(interaction),
         )
-        job = await self.bot.engine.submit(new, roles=roles, is_admin=is_admin)
+        job = await self.bot.engine.submit(new, roles=asker.roles, is_admin=asker.is_admin)
         await self._post_progress(interaction, job)
         return job
 
@@ -217,7 +224,7 @@ class Video(commands.Cog):
         await self._guarded(interaction, self._open_remix, job_id)
 
     async def _open_remix(self, interaction: discord.Interaction, job_id: int) -> None:
-        source = await self._job(job_id)
+        source = await self._job(interaction, job_id)
         if source.request.private:
             raise JobError("remix_private", job_id)
         await interaction.response.send_modal(RemixModal(job_id, locale_of(interaction)))
@@ -238,7 +245,7 @@ class Video(commands.Cog):
 
     async def on_details(self, interaction: discord.Interaction, job_id: int) -> None:
         async def go(interaction: discord.Interaction, job_id: int) -> None:
-            job = await self._job(job_id)
+            job = await self._job(interaction, job_id)
             embed = job_embed(
                 job,
                 locale=locale_of(interaction),
@@ -254,9 +261,9 @@ class Video(commands.Cog):
         async def go(interaction: discord.Interaction, job_id: int) -> None:
             # Stopping a running job waits for its task to wind down: answer first.
             await interaction.response.defer(ephemeral=True, thinking=True)
-            _roles, is_admin = member_context(interaction)
+            asker = requester(interaction)
             job = await self.bot.engine.cancel(
-                job_id, user_id=interaction.user.id, is_admin=is_admin
+                job_id, guild_id=asker.guild_id, user_id=asker.user_id, is_admin=asker.is_admin
             )
             if job.status != "cancelled":  # it finished on its own meanwhile
                 raise JobError("already_finished", job.id)
@@ -287,17 +294,17 @@ class Video(commands.Cog):
         action: Callable[[discord.Interaction, int], Awaitable[None]],
         job_id: int,
     ) -> None:
-        """Components and modals bypass the tree's error handler; render errors the same way."""
+        """Components and modals bypass the tree (its DM check and its error handler):
+        refuse DMs and render errors the same way here."""
         try:
+            if interaction.guild_id is None:
+                raise app_commands.NoPrivateMessage
             await action(interaction, job_id)
         except Exception as exc:
             await render_error(interaction, exc)
 
-    async def _job(self, job_id: int) -> Job:
-        job = await self.bot.db.jobs.get(job_id)
-        if job is None:
-            raise JobError("job_not_found", job_id)
-        return job
+    async def _job(self, interaction: discord.Interaction, job_id: int) -> Job:
+        return await self.bot.engine.find(job_id, guild_id=requester(interaction).guild_id)
 
 
 async def setup(bot: VideoBot) -> None:

@@ -92,8 +92,13 @@ class _AlreadyFinal(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Requester:
-    """Who asked for a job made from another one, and where its answer goes."""
+    """Who asked for a job made from another one, where, and where its answer goes.
 
+    `guild_id` is required: a job acts only in the server that owns it, and a server's
+    quota must never pay for a request made from somewhere else.
+    """
+
+    guild_id: int
     user_id: int
     roles: Sequence[int] = ()
     is_admin: bool = False
@@ -110,7 +115,7 @@ class Requester:
         relay_name: str = "default",
     ) -> NewJob:
         return NewJob(
-            guild_id=source.guild_id,
+            guild_id=self.guild_id,
             relay_name=relay_name,
             channel_id=self.channel_id or source.channel_id,
             user_id=self.user_id,
@@ -219,9 +224,17 @@ class JobEngine:
         await self._pump()
         return job
 
+    async def find(self, job_id: int, *, guild_id: int) -> Job:
+        """A job as seen from `guild_id`: only the server that made a job can see or use it
+        (job numbers are sequential, so anything else would let strangers guess them)."""
+        job = await self._get(job_id)
+        if job.guild_id is None or job.guild_id != guild_id:
+            raise JobError("other_server", job_id)
+        return job
+
     async def rerun(self, job_id: int, requester: Requester) -> Job:
         """The same request again, as a new job charged to whoever asked."""
-        source = await self._get(job_id)
+        source = await self.find(job_id, guild_id=requester.guild_id)
         # A rerun of a remix is pinned to the source's relay like the remix was; any other
         # job is offered to the relays afresh (the relay that takes it is recorded then).
         new = requester.new_job(
@@ -238,7 +251,7 @@ class JobEngine:
 
     async def remix(self, job_id: int, prompt: str, requester: Requester) -> Job:
         """A finished video, changed by a new prompt (the relay's official remix endpoint)."""
-        source = await self._get(job_id)
+        source = await self.find(job_id, guild_id=requester.guild_id)
         if source.status != "succeeded" or not source.relay_id:
             raise JobError("remix_not_finished", job_id)
         if source.request.private:
@@ -254,14 +267,17 @@ class JobEngine:
         )
         return await self.submit(new, roles=requester.roles, is_admin=requester.is_admin)
 
-    async def cancel(self, job_id: int, *, user_id: int, is_admin: bool = False) -> Job:
+    async def cancel(
+        self, job_id: int, *, guild_id: int, user_id: int, is_admin: bool = False
+    ) -> Job:
         """Cancel a job. Nothing billed, nothing charged: a waiting job, or one whose submit
         can't have reached a relay yet (connecting, waiting out a 429, retrying a refused
         connection), is refunded in full. Once a relay has the job, or may have it (the
         request was on the wire: no relay id to collect, but it may bill), the operator is
         charged, so a member's own cancel is not refunded (an admin's is). A job whose video
-        the relay already reported finished is delivered, not cancelled."""
-        job = await self._get(job_id)
+        the relay already reported finished is delivered, not cancelled. `guild_id` is where
+        the cancel was asked: an admin elsewhere is no admin here."""
+        job = await self.find(job_id, guild_id=guild_id)
         if job.user_id != user_id and not is_admin:
             raise JobError("cancel_not_yours", job_id)
         if job.is_final or job_id in self._finishing:

@@ -186,6 +186,7 @@ EN: Final[dict[str, str]] = {
     "modal.storyboard_shots_placeholder": "7.5 | a plane takes off\n7.5 | the plane lands",
     # Job actions refused by the engine (JobError codes in bot/jobs/engine.py).
     "job.job_not_found": "Job #{id} not found.",
+    "job.other_server": "Job #{id} belongs to another server; use it there.",
     "job.cancel_not_yours": "You can't cancel someone else's job.",
     "job.already_finished": "Job #{id} has already finished.",
     "job.remix_not_finished": "Job #{id} hasn't finished yet; remix it once it's done.",
@@ -208,6 +209,7 @@ EN: Final[dict[str, str]] = {
     "video service, which gives no link to it; ask the bot's operator for the file.",
     # Generic.
     "generic.not_allowed": "You don't have permission to do that.",
+    "generic.guild_only": "This works only in a server, not in direct messages.",
     "generic.internal_error": "Something went wrong on our side; it has been logged as {ref}.",
     "generic.internal": "Something went wrong on our side; it has been logged as job #{id}.",
     "generic.not_owner": "You can't cancel someone else's job.",
@@ -346,6 +348,7 @@ ZH: Final[dict[str, str]] = {
     "modal.storyboard_shots_label": "镜头:秒数 | 画面,每行一个",
     "modal.storyboard_shots_placeholder": "7.5 | 飞机起飞\n7.5 | 飞机降落",
     "job.job_not_found": "找不到任务 #{id}。",
+    "job.other_server": "任务 #{id} 属于另一个服务器;请在那里使用。",
     "job.cancel_not_yours": "你不能取消别人的任务。",
     "job.already_finished": "任务 #{id} 已经结束了。",
     "job.remix_not_finished": "任务 #{id} 还没完成;完成后再混剪。",
@@ -364,6 +367,7 @@ ZH: Final[dict[str, str]] = {
     "live.fetch_failed_no_link": "视频已完成,但无法从视频服务取回,而它没有提供链接;"
     "请向机器人的运营者索取文件。",
     "generic.not_allowed": "你没有权限执行此操作。",
+    "generic.guild_only": "此操作只能在服务器中使用,不能在私信中使用。",
     "generic.internal_error": "我们这边出了问题;已记录为 {ref}。",
     "generic.internal": "我们这边出了问题;已记录为任务 #{id}。",
     "generic.not_owner": "你不能取消别人的任务。",

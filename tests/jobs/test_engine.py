@@ -132,18 +132,18 @@ async def test_cancel_rules(open_engine, relay: FakeRelay) -> None:
     await seen.wait_for(lambda ups: any(u.kind == "progress" and u.job.relay_id for u in ups))
 
     with pytest.raises(JobError) as info:
-        await engine.cancel(waiting.id, user_id=99)
+        await engine.cancel(waiting.id, guild_id=1, user_id=99)
     assert info.value.code == "cancel_not_yours"
 
-    cancelled = await engine.cancel(waiting.id, user_id=10)
+    cancelled = await engine.cancel(waiting.id, guild_id=1, user_id=10)
     assert cancelled.status == "cancelled"
     assert await ledger_kinds(engine, waiting.id) == Counter(reserve=1, refund=1)
 
-    stopped = await engine.cancel(running.id, user_id=10)
+    stopped = await engine.cancel(running.id, guild_id=1, user_id=10)
     assert stopped.status == "cancelled"
     assert await ledger_kinds(engine, running.id) == Counter(reserve=1, commit=1)
     with pytest.raises(JobError):
-        await engine.cancel(running.id, user_id=10)
+        await engine.cancel(running.id, guild_id=1, user_id=10)
     gate.set()
 
 
@@ -157,7 +157,7 @@ async def test_remix_uses_the_official_endpoint_with_the_relay_id(
     done = await engine.db.jobs.get(source.id)
     assert done and done.relay_id
 
-    remix = await engine.remix(source.id, "make it blue", Requester(user_id=11))
+    remix = await engine.remix(source.id, "make it blue", Requester(guild_id=1, user_id=11))
     await seen.wait_for(lambda _: remix.id in seen.finished())
     row = await engine.db.jobs.get(remix.id)
     assert row and row.status == "succeeded" and row.format == "official"
@@ -167,7 +167,7 @@ async def test_remix_uses_the_official_endpoint_with_the_relay_id(
         "prompt": "make it blue"
     }
 
-    again = await engine.rerun(remix.id, Requester(user_id=12))
+    again = await engine.rerun(remix.id, Requester(guild_id=1, user_id=12))
     await seen.wait_for(lambda _: again.id in seen.finished())
     rerun_row = await engine.db.jobs.get(again.id)
     assert rerun_row and rerun_row.status == "succeeded"
@@ -176,7 +176,7 @@ async def test_remix_uses_the_official_endpoint_with_the_relay_id(
     private = await engine.submit(new_job("secret", private=True))
     await seen.wait_for(lambda _: private.id in seen.finished())
     with pytest.raises(JobError) as info:
-        await engine.remix(private.id, "x", Requester(user_id=11))
+        await engine.remix(private.id, "x", Requester(guild_id=1, user_id=11))
     assert info.value.code == "remix_private"
 
 
@@ -185,7 +185,7 @@ async def test_rerun_is_a_new_job_with_the_same_request(open_engine, relay: Fake
     await engine.start()
     first = await engine.submit(new_job("a lighthouse"))
     await seen.wait_for(lambda _: first.id in seen.finished())
-    again = await engine.rerun(first.id, Requester(user_id=12))
+    again = await engine.rerun(first.id, Requester(guild_id=1, user_id=12))
     await seen.wait_for(lambda _: again.id in seen.finished())
     assert again.request == first.request and again.parent_job_id == first.id
     assert relay.submits_for("a lighthouse") == 2
@@ -214,10 +214,42 @@ async def test_a_cancel_between_leaving_the_line_and_starting_is_honoured(
     engine.queue.max_running = 2  # a slot frees, and the pump takes the job from the line…
     slot = engine.queue.pop_ready()
     assert slot is not None and slot.job_id == job.id
-    cancelled = await engine.cancel(job.id, user_id=10)  # …while the cancel lands
+    cancelled = await engine.cancel(job.id, guild_id=1, user_id=10)  # …while the cancel lands
     assert cancelled.status == "cancelled"
     engine._spawn(job)  # what the pump was about to do with the row it had read
     await asyncio.gather(*(t for jid, t in engine._tasks.items() if jid != ahead.id))
     assert relay.submits_for("a race") == 0
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
     held.set()
+
+
+async def test_a_job_acts_only_in_the_server_that_owns_it(open_engine, relay: FakeRelay) -> None:
+    """Remix, rerun and cancel from another server (or of a DM job) are refused before
+    anything is reserved: neither server's ledger moves."""
+    gate = asyncio.Event()
+    engine, seen = await open_engine("task")
+    await engine.start()
+    done = await engine.submit(new_job("a red kite", guild=1))
+    await seen.wait_for(lambda _: done.id in seen.finished())
+    relay.fail_next("task_poll", status=None, wait=gate, times=1000)
+    running = await engine.submit(new_job("still going", guild=1))
+    await seen.wait_for(
+        lambda ups: any(u.kind == "progress" and u.job.id == running.id for u in ups)
+    )
+    before = [e.id for e in await engine.db.quotas.ledger(1, limit=10_000)]
+
+    stranger = Requester(guild_id=2, user_id=10, is_admin=True)
+    for attempt in (
+        engine.remix(done.id, "make it blue", stranger),
+        engine.rerun(done.id, stranger),
+        engine.cancel(running.id, guild_id=2, user_id=10, is_admin=True),
+        engine.find(done.id, guild_id=2),
+    ):
+        with pytest.raises(JobError) as info:
+            await attempt
+        assert info.value.code == "other_server"
+    assert [e.id for e in await engine.db.quotas.ledger(1, limit=10_000)] == before
+    assert await engine.db.quotas.ledger(2, limit=10_000) == []
+    assert relay.submits_for("a red kite") == 1 and relay.requests_to("remix") == []
+    assert (await engine.find(running.id, guild_id=1)).status == "running"
+    gate.set()

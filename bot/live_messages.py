@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 
 from bot.clock import Clock, Pacer, SystemClock
@@ -34,6 +35,9 @@ DISCORD_UPLOAD_LIMIT = 10 * 1024 * 1024
 DISCORD_TOKEN_LIFETIME = 15 * 60
 DELIVERY_RETRIES = (2.0, 10.0, 30.0)
 CHANNEL_EDITS_PER_SECOND = 1.0
+NETWORK_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError, OSError)
+"""What discord.py raises when a request gets no HTTP answer at all (a dropped or refused
+connection, a timeout): a passing failure, like a 5xx, not a reason to lose a job."""
 
 
 @dataclass
@@ -174,6 +178,9 @@ class LiveMessages:
                 return
             except discord.HTTPException as exc:
                 log.warning("job %s: delivery failed (HTTP %s); retrying", job.id, exc.status)
+                await self.clock.sleep(delay)
+            except NETWORK_ERRORS as exc:
+                log.warning("job %s: delivery failed (%s); retrying", job.id, exc)
                 await self.clock.sleep(delay)
         self._unattachable.add(job.id)
         await self._move_to_channel(

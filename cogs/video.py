@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from bot.images import check_declared, reference_image
 from bot.jobs.engine import JobError, Requester
+from bot.live_messages import NETWORK_ERRORS
 from bot.relay.models import ImageInput, Shot, VideoRequest
 from bot.store.jobs import Job, NewJob
 from bot.tree import UserFacingError, locale_of, member_context, render_error
@@ -34,6 +35,8 @@ DURATIONS = [
     app_commands.Choice(name=_("15 seconds"), value=15),
     app_commands.Choice(name=_("25 seconds (sora-2-pro)"), value=25),
 ]
+SEND_ERRORS: tuple[type[Exception], ...] = (discord.HTTPException, *NETWORK_ERRORS)
+
 MODELS = [
     app_commands.Choice(name="sora-2", value="sora-2"),
     app_commands.Choice(name="sora-2-pro", value="sora-2-pro"),
@@ -169,6 +172,8 @@ class Video(commands.Cog):
         return job
 
     async def _post_progress(self, interaction: discord.Interaction, job: Job) -> None:
+        """Show the job in the reply to its command (deferred by the caller). The job is
+        queued and paid for, so whatever Discord or the network does, it must end visible."""
         position = self.bot.engine.queue_position(job.id)
         embed = job_embed(
             job,
@@ -177,20 +182,30 @@ class Video(commands.Cog):
             queue_position=position,
             costs=self.bot.costs,
         )
+        content: dict[str, Any] = {
+            "embed": embed,
+            "view": progress_view(job, job.locale),
+            "allowed_mentions": discord.AllowedMentions.none(),
+        }
+        message: discord.Message
         try:
-            message = await interaction.followup.send(
-                embed=embed,
-                view=progress_view(job, job.locale),
-                wait=True,
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            message = await interaction.followup.send(**content, wait=True)
         except discord.HTTPException as exc:
-            # The job is queued and paid for; it must still end up visible.
             log.warning(
                 "job %s: first message failed (HTTP %s); using the channel", job.id, exc.status
             )
             await self.bot.live.detach(job.id)
             return
+        except NETWORK_ERRORS as exc:
+            # The post may or may not have landed. The first follow-up replaces the
+            # "thinking" reply, so editing that reply is the retry that can't post twice.
+            log.warning("job %s: first message lost (%s); editing the reply", job.id, exc)
+            try:
+                message = await interaction.edit_original_response(**content)
+            except SEND_ERRORS as again:
+                log.warning("job %s: reply edit failed too (%s); using the channel", job.id, again)
+                await self.bot.live.detach(job.id)
+                return
         await self.bot.live.attach(
             job.id,
             channel_id=interaction.channel_id,

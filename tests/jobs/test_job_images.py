@@ -39,7 +39,7 @@ async def test_the_relay_gets_the_bytes_and_a_rerun_sends_them_again(
         )
     )
     await seen.wait_for(lambda _: job.id in seen.finished())
-    again = await engine.rerun(job.id, Requester(user_id=12))
+    again = await engine.rerun(job.id, Requester(guild_id=1, user_id=12))
     await seen.wait_for(lambda _: again.id in seen.finished())
 
     assert sent_images(relay, "a heist") == [images, images]
@@ -61,7 +61,7 @@ async def test_a_rerun_after_cleanup_is_refused_and_not_charged(
     before = await engine.db.quotas.status(1, 12)
 
     with pytest.raises(JobError) as info:
-        await engine.rerun(job.id, Requester(user_id=12))
+        await engine.rerun(job.id, Requester(guild_id=1, user_id=12))
     assert info.value.code == "images_gone"
     assert (await engine.db.quotas.status(1, 12)).user_used == before.user_used == 0
     assert len(await engine.db.jobs.recent_for_user(1, 12)) == 0

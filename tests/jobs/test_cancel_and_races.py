@@ -78,7 +78,7 @@ async def test_a_cancel_during_a_429_wait_is_refunded_in_full(
     job = await engine.submit(new_job())
     await asyncio.wait_for(clock.parked.wait(), 10)  # the relay said "busy, come back in 30 s"
 
-    cancelled = await engine.cancel(job.id, user_id=10)  # the member's own cancel
+    cancelled = await engine.cancel(job.id, guild_id=1, user_id=10)  # the member's own cancel
 
     assert cancelled.status == "cancelled"
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
@@ -103,7 +103,7 @@ async def test_a_cancel_while_retrying_a_refused_connection_is_refunded(
         await engine.start()
         job = await engine.submit(new_job())
         await asyncio.wait_for(clock.parked.wait(), 10)
-        cancelled = await engine.cancel(job.id, user_id=10)
+        cancelled = await engine.cancel(job.id, guild_id=1, user_id=10)
         assert cancelled.status == "cancelled"
         assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
     finally:
@@ -125,7 +125,7 @@ async def test_a_cancel_while_the_submit_may_be_on_the_wire_is_charged_never_res
     job = await engine.submit(new_job())
     await asyncio.wait_for(arrived.wait(), 10)
 
-    cancelled = await engine.cancel(job.id, user_id=10)
+    cancelled = await engine.cancel(job.id, guild_id=1, user_id=10)
 
     assert cancelled.status == "cancelled"
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
@@ -143,7 +143,7 @@ async def test_an_admin_cancel_before_the_relay_answered_is_refunded(
     await engine.start()
     job = await engine.submit(new_job())
     await asyncio.wait_for(arrived.wait(), 10)
-    await engine.cancel(job.id, user_id=99, is_admin=True)
+    await engine.cancel(job.id, guild_id=1, user_id=99, is_admin=True)
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
     held.set()
 
@@ -195,7 +195,7 @@ async def test_a_cancel_during_the_delivery_leaves_it_delivered(
     await asyncio.wait_for(entered.wait(), 10)
 
     with pytest.raises(JobError) as info:
-        await engine.cancel(job.id, user_id=10)
+        await engine.cancel(job.id, guild_id=1, user_id=10)
     assert info.value.code == "already_finished"
     release.set()
     await engine.wait_idle()

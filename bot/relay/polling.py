@@ -305,6 +305,9 @@ async def follow(
         try:
             return parse(reply.data), reply.retry_after
         except RelayError as error:  # no status in it: an envelope, an unknown word …
+            # The relay's own words (logged while we wait): never with the key in them.
+            error.detail = http.redact(error.detail)
+            error.args = (error.detail or error.user_message,)
             return Unanswered(error), reply.retry_after
 
     async for event in poll_events(

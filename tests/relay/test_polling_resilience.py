@@ -6,6 +6,9 @@ FakeClock, so a minute of 502 pages passes in no real time.
 
 from __future__ import annotations
 
+import json
+import logging
+
 import pytest
 
 from bot.clock import FakeClock
@@ -19,7 +22,7 @@ from bot.relay.errors import (
 from bot.relay.models import Event, Progress
 from bot.relay.polling import MAX_BACKOFF, NOT_FOUND_GRACE, backoff
 
-from .conftest import collect, finished, req
+from .conftest import KEY, collect, finished, req
 
 
 def phases(events: list[Event]) -> list[str]:
@@ -47,6 +50,21 @@ async def test_status_reads_failing_mid_render_are_waited_out(
     assert "no_answer" in seen
     after = seen[len(seen) - seen[::-1].index("no_answer") :]
     assert "rendering" in after  # back to the relay's own progress once reads work
+
+
+@pytest.mark.parametrize("fmt", ["task", "official"])
+async def test_a_resumed_job_whose_first_reads_fail_is_still_collected(
+    relay: FakeRelay, make_client, clock: FakeClock, fmt: str
+) -> None:
+    """After a restart the first look already fails: the job is the relay's, keep reading."""
+    gen = make_client(format=fmt).generate(req("resume me"))
+    submitted = await anext(gen)
+    await gen.aclose()
+    relay.clock = clock
+    relay.outage("poll", seconds=45, drop=True)
+    events = await collect(make_client().resume(submitted.relay_id, fmt, deadline=600))
+    assert finished(events).result.relay_id == submitted.relay_id
+    assert relay.submits_for("resume me") == 1
 
 
 @pytest.mark.parametrize("fmt", ["task", "official"])
@@ -131,3 +149,15 @@ def test_backoff_grows_to_a_minute_with_jitter() -> None:
     assert all(backoff(n) <= MAX_BACKOFF for n in range(1, 30))
     assert backoff(30) >= 0.8 * MAX_BACKOFF
     assert backoff(5, hint=7.0) == 7.0
+
+
+async def test_a_relay_envelope_echoing_the_key_is_waited_out_and_never_logged(
+    relay: FakeRelay, make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    body = json.dumps({"code": "busy", "message": f"key {KEY} is busy, retry", "data": None})
+    relay.fail_next("poll", status=200, body=body, times=2)
+    finished(await collect(make_client().generate(req())))
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot"))
+    assert "is busy, retry" in logged  # the relay's words were logged ...
+    assert KEY not in logged and KEY[3:-3] not in logged  # ... without the key

@@ -90,6 +90,17 @@ async def test_remix_of_another_servers_job_is_refused_and_charges_nobody(
         assert OTHER_SERVER in sentence and one_sentence(sentence), sentence
         assert "a red kite" not in sentence  # nothing of the job is shown
 
+    # Nor can its video become the other server's character.
+    character = await fake_discord.run_slash(
+        "character",
+        {"alias": "kite", "start": 1, "end": 3, "job": 1},
+        subcommand="create",
+        guild_id=other.id,
+    )
+    assert OTHER_SERVER in await private_reply(character)
+    assert relay.requests_to("characters") == []
+    assert await bot.db.characters.get(other.id, "kite") is None
+
     assert relay.requests_to("remix") == [] and relay.submits_for("a red kite") == 1
     assert await bot.db.jobs.get(2) is None
     assert await ledger(bot, fake_discord.guild.id) == home_before

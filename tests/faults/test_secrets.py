@@ -22,3 +22,12 @@ def test_leak_scan_catches_the_key_and_the_token_even_masked(
     logging.getLogger("bot").debug("clean line")
     assert "relay key in log bot.relay" in found
     assert found[-1] == "Discord token (masked middle) in Discord message 1"
+
+
+def test_leak_scan_catches_an_interaction_token() -> None:
+    """The scan is given every token the fake Discord issued; one in a log is reported."""
+    token = "aW50ZXJhY3Rpb246" + "q" * 40
+    texts = [("log discord.webhook", f"PATCH /webhooks/1/{token}/messages/@original")]
+    assert leaks_in(texts, [token]) == ["interaction token 1 in log discord.webhook"]
+    assert leaks_in(texts, []) == []
+    logging.getLogger("bot").debug("clean line")  # the autouse scan needs something to read

@@ -118,3 +118,20 @@ async def test_a_restart_after_the_finish_still_delivers_the_linkless_file(
     assert deliveries(fake_discord, 1) == [message]
     assert await book(second, fake_discord, 1) == CHARGED_ONCE
     assert relay.submits_for("a paper boat") == 1
+
+
+async def test_failed_status_reads_before_a_linkless_finish_still_deliver_once(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    """Proxy pages and resets mid-render are "not yet"; the finish still needs no link."""
+    html = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    relay.fail_next("official_poll", status=502, body=html, content_type="text/html", times=6)
+    relay.fail_next("official_poll", drop=True, times=2)
+    bot = await start_bot(relay_format="official")
+    await fake_discord.run_slash("video", {"prompt": "a fox under the aurora"})
+    message = await final_message(fake_discord, 1)
+    assert title(message).startswith("✅") and message.attachments
+    assert deliveries(fake_discord, 1) == [message]
+    assert await book(bot, fake_discord, 1) == CHARGED_ONCE
+    assert relay.submits_for("a fox under the aurora") == 1
+    assert len(relay.requests_to("content")) == 1

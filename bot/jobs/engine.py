@@ -401,6 +401,9 @@ class JobEngine:
                     refund=reason == "admin" or not billed,
                 )
             except RelayError as exc:
+                if done is not None:  # the video is made; whatever broke after is moot
+                    log.info("job %s: %s after the relay finished it", job.id, exc.code)
+                    return await self._deliver(job.id, done)
                 status = "timed_out" if isinstance(exc, TimedOutError) else "failed"
                 log.info("job %s: %s (%s)", job.id, exc.code, exc.detail or exc.user_message)
                 await self._finish(
@@ -413,7 +416,8 @@ class JobEngine:
                 )
             except Exception:
                 log.exception("job %s: unexpected failure", job.id)
-                await self._finish(job.id, "failed", error_code="internal", refund=True)
+                if done is None:
+                    await self._finish(job.id, "failed", error_code="internal", refund=True)
         if done is not None:
             await self._deliver(job.id, done)
 

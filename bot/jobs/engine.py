@@ -83,6 +83,9 @@ class JobError(Exception):
 
 
 CancelReason = Literal["user", "admin"]
+# A cancelled job's `error_detail`: whether its units came back.
+CANCEL_REFUNDED = "refunded"
+CANCEL_CHARGED = "charged"
 WATCHDOG_GRACE = 120.0
 
 
@@ -284,7 +287,7 @@ class JobEngine:
             raise JobError("already_finished", job_id)
         reason: CancelReason = "user" if job.user_id == user_id else "admin"
         if self.queue.remove(job_id):
-            await self._finish(job_id, "cancelled", error_code="cancelled", refund=True)
+            await self._cancelled(job_id, refund=True)
             await self._pump()
         elif (task := self._tasks.get(job_id)) is not None:
             self._cancel_reasons[job_id] = reason
@@ -294,7 +297,7 @@ class JobEngine:
         if not job.is_final:
             # Caught between leaving the line and its task starting: nothing reached the
             # relay yet, and the task will see the row is final and not submit.
-            await self._finish(job_id, "cancelled", error_code="cancelled", refund=True)
+            await self._cancelled(job_id, refund=True)
             job = await self._get(job_id)
         return job
 
@@ -394,12 +397,7 @@ class JobEngine:
                     reason,
                     "billed" if billed else "not billed",
                 )
-                await self._finish(
-                    job.id,
-                    "cancelled",
-                    error_code="cancelled",
-                    refund=reason == "admin" or not billed,
-                )
+                await self._cancelled(job.id, refund=reason == "admin" or not billed)
             except RelayError as exc:
                 if done is not None:  # the video is made; whatever broke after is moot
                     log.info("job %s: %s after the relay finished it", job.id, exc.code)
@@ -468,6 +466,17 @@ class JobEngine:
                 await self._emit(JobUpdate("progress", await self._get(job_id)))
             case Finished(result=result):
                 await self._deliver(job_id, result)
+
+    async def _cancelled(self, job_id: int, *, refund: bool) -> None:
+        """End a job as cancelled; its row says whether the units came back, so the job's
+        message can tell the member."""
+        await self._finish(
+            job_id,
+            "cancelled",
+            error_code="cancelled",
+            error_detail=CANCEL_REFUNDED if refund else CANCEL_CHARGED,
+            refund=refund,
+        )
 
     async def _finish(
         self,

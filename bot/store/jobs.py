@@ -65,7 +65,8 @@ class Job:
     finished_at: datetime | None
     parent_job_id: int | None
     delivered_at: datetime | None = None
-    error_detail: str | None = None  # e.g. the moderation stage of a content-policy refusal
+    # The moderation stage of a content-policy refusal; "refunded"/"charged" for a cancel.
+    error_detail: str | None = None
 
     @property
     def is_final(self) -> bool:

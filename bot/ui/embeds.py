@@ -196,6 +196,9 @@ def refund_note(job: JobLike, locale: str) -> str | None:
     if job.cost <= 0:
         return None
     refunded: bool | None = getattr(job, "refunded", None)
+    if refunded is None and job.status == "cancelled":
+        # The engine records a cancel's outcome: nothing billed yet means a full refund.
+        refunded = job.error_detail == "refunded"
     if refunded is None:
         if job.status not in {"failed", "timed_out"}:
             return None

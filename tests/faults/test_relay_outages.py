@@ -26,6 +26,7 @@ from .conftest import (
     StartBot,
     book,
     deliveries,
+    embed_text,
     final_message,
     still_serves,
     title,
@@ -156,6 +157,7 @@ async def test_a_cancel_during_a_429_wait_is_not_charged(
     message = await final_message(fake_discord, 1)
 
     assert title(message).startswith("🚫")
+    assert t("refund.refunded", "en-US", units=1) in embed_text(message)  # the member is told
     assert await book(bot, fake_discord, 1) == REFUNDED
     assert relay.submits_for("a red kite") == 0
     clock.release()

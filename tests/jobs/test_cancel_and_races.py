@@ -80,7 +80,7 @@ async def test_a_cancel_during_a_429_wait_is_refunded_in_full(
 
     cancelled = await engine.cancel(job.id, guild_id=1, user_id=10)  # the member's own cancel
 
-    assert cancelled.status == "cancelled"
+    assert cancelled.status == "cancelled" and cancelled.error_detail == "refunded"
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
     assert relay.submits_for("a cat walks") == 0 and len(relay.requests_to("submit")) == 1
     clock.release()
@@ -127,7 +127,7 @@ async def test_a_cancel_while_the_submit_may_be_on_the_wire_is_charged_never_res
 
     cancelled = await engine.cancel(job.id, guild_id=1, user_id=10)
 
-    assert cancelled.status == "cancelled"
+    assert cancelled.status == "cancelled" and cancelled.error_detail == "charged"
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
     held.set()
     await engine.wait_idle()

@@ -22,6 +22,7 @@ from bot.ui.embeds import (
     quota_embed,
     relay_status_embed,
 )
+from bot.ui.i18n import t
 from bot.ui.records import JobStatus
 from tests.ui.conftest import FakeJob, assert_within_limits, make_job
 
@@ -149,6 +150,16 @@ def test_explicit_refunded_flag_wins(now: datetime) -> None:
     flagged = RefundedJob(status="cancelled")
     values = [f.value for f in job_embed(flagged, locale="en", now=now).fields]
     assert "Your units were refunded (2 units)." in values
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_a_cancel_says_whether_the_units_came_back(locale: str, now: datetime) -> None:
+    """Issue 9 point 8: a cancel before any relay had the job is refunded, and says so."""
+    refunded = make_job(status="cancelled", error_code="cancelled", error_detail="refunded")
+    charged = make_job(status="cancelled", error_code="cancelled", error_detail="charged")
+    note = t("refund.refunded", locale, units=refunded.cost)
+    assert note in [f.value for f in job_embed(refunded, locale=locale, now=now).fields]
+    assert note not in [f.value for f in job_embed(charged, locale=locale, now=now).fields]
 
 
 @pytest.mark.parametrize(

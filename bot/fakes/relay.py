@@ -76,7 +76,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 POLICY_REASON = "输入的提示词或视频的输出内容违反了OpenAI的相关服务政策，请调整提示词后进行重试"
-FAILED_REASON = "upstream render error: generation_failed"
+FAILED_REASON = "video render failed: generation_failed"
 HTML_502 = (
     "<html><head><title>502 Bad Gateway</title></head>"
     "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"

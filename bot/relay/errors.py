@@ -181,3 +181,190 @@ ALL_ERRORS: tuple[type[RelayError], ...] = (
 )
 
 ERRORS_BY_CODE: dict[str, type[RelayError]] = {cls.code: cls for cls in ALL_ERRORS}
+
+
+# --- reading what a relay says -------------------------------------------------------
+# Relays state failures in words (English, Chinese, error codes); these tables are the
+# one place those words are kept, for HTTP errors and for failures stated inside a 200.
+
+_POLICY_WORDS = (
+    "违反",
+    "违规",
+    "政策",
+    "审核",
+    "安全",
+    "敏感",
+    "不当",
+    "policy",
+    "policies",
+    "guardrail",
+    "moderation",
+    "moderated",
+    "sensitive",
+    "violat",
+    "inappropriate",
+    "nsfw",
+    "content_filter",
+    "safety",
+    "third-party content",
+    "public figure",
+    "real person",
+    "real people",
+    "realistic person",
+    "真人",
+    "人脸",
+)
+_IMAGE_WORDS = (
+    "image",
+    "图片",
+    "图像",
+    "照片",
+    "参考图",
+    "input_reference",
+    "real person",
+    "real people",
+    "photorealistic",
+    "真人",
+)
+_OUTPUT_WORDS = ("output", "输出", "generated video", "生成的视频", "similarity")
+_PROMPT_WORDS = ("prompt", "提示词", "提示语", "文本")
+_CREDIT_WORDS = (
+    "额度已用尽",
+    "额度不足",
+    "余额不足",
+    "用户额度",
+    "insufficient_user_quota",
+    "insufficient_quota",
+    "quota",
+    "credit",
+    "balance",
+    "预扣费",
+)
+_AUTH_WORDS = (
+    "无效的令牌",
+    "令牌已过期",
+    "令牌已被禁用",
+    "invalid token",
+    "invalid api key",
+    "invalid_api_key",
+    "incorrect api key",
+    "unauthorized",
+)
+_MODEL_WORDS = ("无可用渠道", "model_not_found", "model not found", "does not exist or you do not")
+_RATE_WORDS = ("您已达到请求数限制", "负载已饱和", "rate limit", "rate_limit", "too many requests")
+
+
+# Infrastructure, not the member's request: the relay's upstream failed, timed out or is
+# overloaded. Trying again later may work, and the member is not charged.
+_UPSTREAM_WORDS = (
+    "server_error",
+    "server error",
+    "server had an error",
+    "internal error",
+    "internal_error",
+    "upstream",
+    "上游",
+    "负载",
+    "overload",
+    "saturated",
+    "capacity",
+    "timeout",
+    "timed out",
+    "time out",
+    "超时",
+    "bad gateway",
+    "gateway",
+    "service unavailable",
+    "unavailable",
+    "temporarily",
+    "try again later",
+    "稍后再试",
+    "稍后重试",
+    "繁忙",
+    "服务器",
+    "服务异常",
+    "系统错误",
+    "网络错误",
+    "connection",
+    "连接",
+)
+
+
+def _has(text: str, words: tuple[str, ...]) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in words)
+
+
+def says_auth(text: str) -> bool:
+    """The key itself was refused (and not for want of credit)."""
+    return _has(text, _AUTH_WORDS) and not _has(text, _CREDIT_WORDS)
+
+
+def says_credit(text: str) -> bool:
+    return _has(text, _CREDIT_WORDS)
+
+
+def says_model(text: str) -> bool:
+    return _has(text, _MODEL_WORDS)
+
+
+def says_rate(text: str) -> bool:
+    return _has(text, _RATE_WORDS)
+
+
+def looks_upstream(text: str) -> bool:
+    """The failure is the relay's or its upstream's (server error, overload, timeout)."""
+    return _has(text, _UPSTREAM_WORDS)
+
+
+def looks_like_policy(text: str) -> bool:
+    return _has(text, _POLICY_WORDS)
+
+
+def guess_stage(text: str, default: PolicyStage) -> PolicyStage:
+    """Which moderation step refused: the image, the prompt, or the finished video."""
+    if _has(text, _IMAGE_WORDS):
+        return "image"
+    prompt, output = _has(text, _PROMPT_WORDS), _has(text, _OUTPUT_WORDS)
+    if prompt and not output:
+        return "prompt"
+    if output and not prompt:
+        return "output"
+    return default
+
+
+def classify_failure(
+    message: str,
+    *,
+    code: str = "",
+    default_stage: PolicyStage = "prompt",
+    request_id: str | None = None,
+) -> RelayError:
+    """A failure the relay states in an answer we could read, classified by what it says.
+
+    For a chat `data: {"error": ...}` event or `❌ 生成失败: …` text, a task `fail_reason`,
+    an official `error` object. It is the relay's definite answer (never retried as a
+    failed read): moderation words are a policy refusal (charged), a key, credit or
+    model complaint is that, upstream or server trouble is `UnavailableError` (refunded),
+    anything else a plain render failure. "Unreadable answer" is kept for bodies that
+    cannot be parsed at all. A pure function of the words, so any polling loop can use it.
+    """
+    text = f"{message} {code}".strip()
+    detail = message.strip() or code.strip()
+    if not detail:
+        reason = "the relay reported a failure without a reason"
+        return GenerationFailedError(reason, request_id=request_id)
+    if says_auth(text):
+        return AuthenticationError(detail, request_id=request_id)
+    if says_credit(text):
+        return InsufficientCreditError(detail, request_id=request_id)
+    if says_model(text):
+        return ModelUnavailableError(detail, request_id=request_id)
+    if looks_like_policy(text):
+        stage = guess_stage(text, default_stage)
+        return ContentPolicyError(detail, stage=stage, request_id=request_id)
+    if looks_upstream(text):
+        return UnavailableError(detail, request_id=request_id)
+    if says_rate(text):
+        return RateLimitedError(detail, request_id=request_id)
+    return GenerationFailedError(detail, request_id=request_id)

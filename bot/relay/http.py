@@ -51,6 +51,13 @@ from bot.relay.errors import (
     RelayError,
     TaskNotFoundError,
     UnavailableError,
+    classify_failure,
+    guess_stage,
+    looks_like_policy,
+    says_auth,
+    says_credit,
+    says_model,
+    says_rate,
 )
 
 log = logging.getLogger("bot.relay")
@@ -91,93 +98,6 @@ class Reply:
 
 # --- classifying relay messages -------------------------------------------------------
 
-_POLICY_WORDS = (
-    "违反",
-    "违规",
-    "政策",
-    "审核",
-    "安全",
-    "敏感",
-    "不当",
-    "policy",
-    "policies",
-    "guardrail",
-    "moderation",
-    "moderated",
-    "sensitive",
-    "violat",
-    "inappropriate",
-    "nsfw",
-    "content_filter",
-    "safety",
-    "third-party content",
-    "public figure",
-    "real person",
-    "real people",
-    "realistic person",
-    "真人",
-    "人脸",
-)
-_IMAGE_WORDS = (
-    "image",
-    "图片",
-    "图像",
-    "照片",
-    "参考图",
-    "input_reference",
-    "real person",
-    "real people",
-    "photorealistic",
-    "真人",
-)
-_OUTPUT_WORDS = ("output", "输出", "generated video", "生成的视频", "similarity")
-_PROMPT_WORDS = ("prompt", "提示词", "提示语", "文本")
-_CREDIT_WORDS = (
-    "额度已用尽",
-    "额度不足",
-    "余额不足",
-    "用户额度",
-    "insufficient_user_quota",
-    "insufficient_quota",
-    "quota",
-    "credit",
-    "balance",
-    "预扣费",
-)
-_AUTH_WORDS = (
-    "无效的令牌",
-    "令牌已过期",
-    "令牌已被禁用",
-    "invalid token",
-    "invalid api key",
-    "invalid_api_key",
-    "incorrect api key",
-    "unauthorized",
-)
-_MODEL_WORDS = ("无可用渠道", "model_not_found", "model not found", "does not exist or you do not")
-_RATE_WORDS = ("您已达到请求数限制", "负载已饱和", "rate limit", "rate_limit", "too many requests")
-
-
-def _has(text: str, words: tuple[str, ...]) -> bool:
-    lowered = text.lower()
-    return any(word in lowered for word in words)
-
-
-def looks_like_policy(text: str) -> bool:
-    return _has(text, _POLICY_WORDS)
-
-
-def guess_stage(text: str, default: PolicyStage) -> PolicyStage:
-    """Which moderation step refused: the image, the prompt, or the finished video."""
-    if _has(text, _IMAGE_WORDS):
-        return "image"
-    prompt, output = _has(text, _PROMPT_WORDS), _has(text, _OUTPUT_WORDS)
-    if prompt and not output:
-        return "prompt"
-    if output and not prompt:
-        return "output"
-    return default
-
 
 def classify(
     message: str,
@@ -188,29 +108,39 @@ def classify(
     policy_stage: PolicyStage = "prompt",
     request_id: str | None = None,
 ) -> RelayError:
-    """One relay failure (status and/or text) as the error class a user can act on."""
+    """One relay failure (status and/or text) as the error class a user can act on.
+
+    `status=None`: the failure was stated inside a readable 200 answer; what it says
+    decides (`classify_failure`), and "unreadable" is left for bodies that say nothing.
+    """
     text = f"{message} {code}".strip()
     kw: dict[str, Any] = {"status": status, "request_id": request_id, "retry_after": retry_after}
     detail = message or code or (f"HTTP {status}" if status else "relay error")
-    if code == "task_not_exist" or "task_not_exist" in message:
+    if "task_not_exist" in text:
         return TaskNotFoundError(detail, **kw)
-    if _has(text, _AUTH_WORDS) and not _has(text, _CREDIT_WORDS):
+    if says_auth(text):
         return AuthenticationError(detail, **kw)
-    if _has(text, _CREDIT_WORDS) or status == 402:
+    if says_credit(text) or status == 402:
         return InsufficientCreditError(detail, **kw)
-    if _has(text, _MODEL_WORDS):
+    if says_model(text):
         return ModelUnavailableError(detail, **kw)
-    if _has(text, _RATE_WORDS) or status == 429:
+    if says_rate(text) or status == 429:
         return RateLimitedError(detail, **kw)
     if looks_like_policy(text):
         return ContentPolicyError(detail, stage=guess_stage(text, policy_stage), **kw)
+    if status is None:
+        if not text:
+            return InvalidResponseError("the relay stated an error without any words", **kw)
+        return classify_failure(
+            message, code=code, default_stage=policy_stage, request_id=request_id
+        )
     if status in (401, 403):
         return AuthenticationError(detail, **kw)
     if status == 404:
         return TaskNotFoundError(detail, **kw)
-    if status is not None and (status in RETRY_STATUSES or status >= 500):
+    if status in RETRY_STATUSES or status >= 500:
         return UnavailableError(detail, **kw)
-    if status is not None and 400 <= status < 500:
+    if 400 <= status < 500:
         return BadRequestError(detail, **kw)
     return InvalidResponseError(detail, **kw)
 
@@ -221,7 +151,9 @@ def error_fields(payload: Any) -> tuple[str, str] | None:
         return None
     error = payload.get("error")
     if isinstance(error, Mapping):
-        return str(error.get("message") or ""), str(error.get("code") or error.get("type") or "")
+        # Both the code and the type name the failure ("sora_failed", "server_error").
+        words = dict.fromkeys(str(error.get(key) or "") for key in ("code", "type"))
+        return str(error.get("message") or ""), " ".join(word for word in words if word)
     if isinstance(error, str) and error:
         return error, ""
     if "message" in payload and ("code" in payload or "success" in payload):

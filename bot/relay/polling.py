@@ -28,8 +28,9 @@ from bot.relay.errors import (
     RelayError,
     TaskNotFoundError,
     TimedOutError,
+    classify_failure,
 )
-from bot.relay.http import RelayHTTP, guess_stage, looks_like_policy
+from bot.relay.http import RelayHTTP
 from bot.relay.models import (
     Event,
     Finished,
@@ -107,14 +108,12 @@ def phase_of(snapshot: Snapshot) -> Phase:
 
 
 def failure_error(snapshot: Snapshot, last_percent: float | None) -> RelayError:
-    text = f"{snapshot.error} {snapshot.error_code}".strip()
+    """The failure a readable status states (`fail_reason`, `error`), by what it says."""
     percent = snapshot.percent if snapshot.percent is not None else last_percent
-    if looks_like_policy(text):
-        default: PolicyStage = (
-            "output" if percent is not None and percent >= CHECKING_PERCENT else "prompt"
-        )
-        return ContentPolicyError(snapshot.error or text, stage=guess_stage(text, default))
-    return GenerationFailedError(snapshot.error or text or "the relay reported a failure")
+    default: PolicyStage = (
+        "output" if percent is not None and percent >= CHECKING_PERCENT else "prompt"
+    )
+    return classify_failure(snapshot.error, code=snapshot.error_code, default_stage=default)
 
 
 @dataclass(frozen=True, slots=True)

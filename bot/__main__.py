@@ -142,7 +142,11 @@ def _request(args: argparse.Namespace, settings: Settings) -> VideoRequest:
 async def _generate(args: argparse.Namespace, settings: Settings, request: VideoRequest) -> int:
     from bot.relay.client import RelayClient
 
-    client = RelayClient.from_config(settings.relay_configs()[0], timeout=settings.relay_timeout)
+    client = RelayClient.from_config(
+        settings.relay_configs()[0],
+        timeout=settings.relay_timeout,
+        stream_idle=settings.relay_stream_idle_seconds,
+    )
     if args.format:
         client.format = args.format
     deadline = settings.job_deadline_minutes * 60

@@ -41,6 +41,8 @@ class RelayConfig(BaseModel):
     format: RelayFormat = "task"
     chat_style: ChatStyle = "suffix"
     chat_model: str = "sora_video2"
+    # Chat format: seconds a stream may stay silent; None = `RELAY_STREAM_IDLE_SECONDS`.
+    stream_idle_seconds: float | None = Field(default=None, gt=0)
 
     @field_validator("base_url")
     @classmethod
@@ -74,6 +76,7 @@ class Settings(BaseSettings):
     relay_chat_style: ChatStyle = "suffix"
     relay_chat_model: str = "sora_video2"
     relay_timeout: float = Field(default=30.0, gt=0)
+    relay_stream_idle_seconds: float = Field(default=600.0, gt=0)
     relay_polls_per_second: float = Field(default=4.0, gt=0)
     relays: list[RelayConfig] = Field(default_factory=list)
     relay_failure_threshold: int = Field(default=3, ge=1)

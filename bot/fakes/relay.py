@@ -26,6 +26,7 @@ bot's clock, so a test's minute-long outage passes in no real time).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import secrets
@@ -109,7 +110,18 @@ class Behaviour:
     chat_keepalive: bool = True  # ": PING" comment lines between chunks
     chat_usage_chunk: bool = True  # a usage-only chunk with "choices": []
     chat_error_line: bool = False  # a failure as `data: {"error": ...}` instead of text
+    chat_error_type: str = "upstream_error"  # the error line's "type"
+    chat_error_code: str = "sora_failed"  # the error line's "code"
+    chat_error_after_link: bool = False  # the link first, then the failure (text, or with
+    # chat_error_line an error event)
     chat_seconds: float = 0.0  # spread the stream's chunks over this long (on `clock`)
+    # Real seconds of silence (no bytes, no pings) after `chat_silence_after` deltas: what
+    # the client's read timeout sees while a job waits upstream.
+    chat_silence_seconds: float = 0.0
+    chat_silence_after: int = 2
+    chat_unterminated: bool = False  # the last event has no newline after it: the stream
+    # just closes mid-line (use with chat_done=False, chat_finish_reason=None, no usage)
+    signed_links: bool = False  # video links carry a signed query (`…mp4?se=…&sig=…`)
     video_bytes: int = 4096  # size of each fake MP4
     cdn_content_length: bool = True  # False: chunked, no Content-Length
     retry_after_hint: float | None = None  # Retry-After header on submit/poll answers
@@ -285,7 +297,13 @@ class FakeRelay:
 
     def video_url(self, job_id: str) -> str:
         safe = job_id.replace(":", "_")
-        return f"{self.url}/files/{safe}.mp4"
+        url = f"{self.url}/files/{safe}.mp4"
+        job = self.jobs.get(job_id)
+        if job is not None and job.behaviour.signed_links:
+            # A CDN's signed link, as relays hand them out (Azure-style SAS query).
+            sig = hashlib.sha256(job_id.encode()).hexdigest()[:32]
+            url += f"?se=2026-12-31T23%3A59%3A59Z&sp=r&sv=2024-08-04&sr=b&sig={sig}%3D"
+        return url
 
     async def notify(self, url: str, topic: str, data: dict[str, Any]) -> int:
         """POST an account notice (e.g. `user_quota_too_low`) the way relays do; the status."""
@@ -768,15 +786,19 @@ class FakeRelay:
             failure = b.fail_reason or (POLICY_REASON if b.outcome == "policy" else FAILED_REASON)
             percents = [p for p in percents if p < b.fail_at_percent] + [b.fail_at_percent]
         dialect = b.chat_dialect or _chat_dialects()[0]
+        after_link = b.chat_error_after_link and failure is not None
         deltas = _chat_deltas(
             dialect,
             video_url="" if b.outcome == "never" else self.video_url(job.id),
             task_id=job.id,
             percents=percents,
-            failure=None if b.chat_error_line else failure,
+            failure=None if b.chat_error_line or after_link else failure,
         )
-        if b.outcome == "never":
+        error_line = b.chat_error_line and failure is not None
+        if b.outcome == "never" or (error_line and not after_link):
             deltas = _before_link(deltas)
+        elif after_link and not error_line:
+            deltas.append({"content": f"\n\n> ❌ 生成失败: {failure}\n\n"})
         created = 0 if dialect.endswith("zero") else job.created
         if b.chat_json:
             text = _final_text(dialect, deltas, self.video_url(job.id), failure)
@@ -805,8 +827,16 @@ class FakeRelay:
         cut_after = fault.cut_after if fault is not None else None
         sent = 0
 
+        held: list[str] = []  # chat_unterminated: the latest line, held back so the last
+        # one can be written without its newline
+
         async def send(line: str) -> None:
-            await response.write(line.encode("utf-8"))
+            if not b.chat_unterminated:
+                await response.write(line.encode("utf-8"))
+                return
+            if held:
+                await response.write(held.pop().encode("utf-8"))
+            held.append(line)
 
         def chunk(delta: dict[str, Any] | None, finish: str | None = None) -> str:
             obj: dict[str, Any] = {
@@ -822,9 +852,11 @@ class FakeRelay:
 
         await send(chunk({"role": "assistant", "content": ""}))
         step = b.chat_seconds / max(len(deltas), 1)
-        for delta in deltas:
+        for n, delta in enumerate(deltas):
             if step > 0:
                 await (self.clock.sleep(step) if self.clock else asyncio.sleep(step))
+            if b.chat_silence_seconds and n == b.chat_silence_after:
+                await asyncio.sleep(b.chat_silence_seconds)
             if cut_after is not None and sent >= cut_after:
                 if fault is not None and fault.wait is not None:
                     await fault.wait.wait()
@@ -833,8 +865,14 @@ class FakeRelay:
                 await send(": PING\n\n")
             await send(chunk(delta))
             sent += 1
-        if b.chat_error_line and failure is not None:
-            err = {"error": {"message": failure, "type": "upstream_error", "code": "sora_failed"}}
+        if error_line:
+            err = {
+                "error": {
+                    "message": failure,
+                    "type": b.chat_error_type,
+                    "code": b.chat_error_code,
+                }
+            }
             await send(f"data: {_dumps(err)}\n\n")
         if b.chat_finish_reason is not None:
             await send(chunk({}, b.chat_finish_reason))
@@ -850,6 +888,8 @@ class FakeRelay:
             await send(f"data: {_dumps(usage)}\n\n")
         if b.chat_done:
             await send("data: [DONE]\n\n")
+        if held:
+            await response.write(held.pop().rstrip("\n").encode("utf-8"))
         await response.write_eof()
         return response
 

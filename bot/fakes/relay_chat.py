@@ -158,6 +158,14 @@ _DIALECTS: dict[str, _Dialect] = {
         success=_quote_success,
         failure=_quote_failure,
     ),
+    # The link bare (a CDN's signed URL, query and all) as the stream's very last text, with
+    # no newline after it: readable only once the stream has ended.
+    "bare_tail": _Dialect(
+        head=lambda task_id: _c(f"> ID: `{task_id}`\n\n", _QUEUE_ZH),
+        step=lambda p: _c(f"> 🏃 进度：{p}%\n\n"),
+        success=lambda url: _c("> ✅ 视频生成成功\n\n", url),
+        failure=_quote_failure,
+    ),
 }
 
 DIALECTS: tuple[str, ...] = tuple(_DIALECTS)

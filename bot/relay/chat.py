@@ -1,32 +1,39 @@
 """Chat format: a streamed `POST /v1/chat/completions` whose "model" renders a video.
 
-The stream is read live (httpx-sse). Each delta's `content` and `reasoning_content` text
-is fed to `ChatTranscript`, which reads progress, the task id, the link and failures
-from the many text dialects. A chat stream cannot be resumed: if it ends before a link,
-the job fails with `StreamInterruptedError`.
+The stream is read live, event by event. Each delta's `content` and `reasoning_content`
+text is fed to `ChatTranscript`, which reads progress, the task id, the link and failures
+from the many text dialects. However the stream ends (`[DONE]`, a `finish_reason`, or just
+closing, even mid-line), its last line is read whole, so a bare signed link there counts.
+The silence allowed between two chunks is the relay's `stream_idle` (minutes: a relay may
+say nothing while the job waits upstream), not the per-request timeout. A chat stream
+cannot be resumed: if it is cut before a link, the job fails with
+`StreamInterruptedError`. A link, once seen, wins over any error stated after it: the
+relay billed that video.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, Literal
 
 import httpx
 
 from bot.relay.chat_text import ChatTranscript, parse_final_message
 from bot.relay.errors import (
-    ContentPolicyError,
-    GenerationFailedError,
     InvalidResponseError,
     PolicyStage,
     RelayError,
     StreamInterruptedError,
     TimedOutError,
+    classify_failure,
 )
-from bot.relay.http import RelayHTTP, guess_stage, looks_like_policy
+from bot.relay.http import MAX_DETAIL_CHARS, RelayHTTP
 from bot.relay.models import Event, Finished, Progress, Submitted, VideoRequest, VideoResult
 from bot.relay.polling import CHECKING_PERCENT
+
+log = logging.getLogger("bot.relay")
 
 PATH = "/v1/chat/completions"
 ChatStyle = Literal["suffix", "prefix"]
@@ -78,13 +85,44 @@ def _texts(part: Mapping[str, Any]) -> list[str]:
     return texts
 
 
-def _failure(text: str, last_percent: float | None) -> RelayError:
-    if looks_like_policy(text):
-        default: PolicyStage = (
-            "output" if last_percent is not None and last_percent >= CHECKING_PERCENT else "prompt"
-        )
-        return ContentPolicyError(text, stage=guess_stage(text, default))
-    return GenerationFailedError(text)
+def _failure(http: RelayHTTP, text: str, last_percent: float | None) -> RelayError:
+    """A failure the stream's text states (`❌ 生成失败: …`), classified by what it says."""
+    detail = http.redact(text)[:MAX_DETAIL_CHARS]
+    return classify_failure(detail, default_stage=_stage(last_percent))
+
+
+async def sse_data(response: httpx.Response) -> AsyncIterator[str]:
+    """The `data` of each Server-Sent Event, including a last one the relay never ended.
+
+    Relays close streams without the blank line that ends an event (and without
+    `[DONE]`); a strict SSE reader drops that event, and with it the video link.
+    Lines end at CR, LF or CRLF only (JSON may carry U+2028 unescaped).
+    """
+    buffer = ""
+    data: list[str] = []
+    async for text in response.aiter_text():
+        buffer += text
+        while True:
+            cut = min((i for i in (buffer.find("\n"), buffer.find("\r")) if i >= 0), default=-1)
+            if cut < 0 or (buffer[cut] == "\r" and cut == len(buffer) - 1):
+                break  # no line end yet, or a CR whose LF may be in the next chunk
+            line = buffer[:cut]
+            step = 2 if buffer.startswith("\r\n", cut) else 1
+            buffer = buffer[cut + step :]
+            if not line:
+                if data:
+                    yield "\n".join(data)
+                    data = []
+                continue
+            name, _, value = line.partition(":")
+            if name == "data":
+                data.append(value[1:] if value.startswith(" ") else value)
+    line = buffer.rstrip("\r")
+    name, _, value = line.partition(":")
+    if name == "data":
+        data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield "\n".join(data)
 
 
 async def generate(
@@ -112,7 +150,7 @@ async def generate(
                 )
                 return
             raise (
-                _failure(transcript.failure, None)
+                _failure(http, transcript.failure, None)
                 if transcript.failure
                 else InvalidResponseError("the relay's chat answer holds no video link")
             )
@@ -122,11 +160,13 @@ async def generate(
         last: tuple[float | None, str] | None = None
         last_percent: float | None = None
         cut: str | None = None
+        stated: RelayError | None = None
+        events: list[Progress] = []
         try:
-            async for sse in source.aiter_sse():
+            async for data in sse_data(response):
                 if deadline is not None and clock.monotonic() - started > deadline:
                     raise TimedOutError(f"the chat render ran past {deadline:.0f} s")
-                data = sse.data.strip()
+                data = data.strip()
                 if not data:
                     continue
                 if data == "[DONE]":
@@ -137,10 +177,11 @@ async def generate(
                     continue  # a stray non-JSON line; the text carries no video data
                 if not isinstance(payload, Mapping):
                     continue
-                err = http.error_from_payload(payload, policy_stage="prompt")
+                err = http.error_from_payload(payload, policy_stage=_stage(last_percent))
                 if err is not None and "choices" not in payload:
-                    raise err
-                events: list[Progress] = []
+                    stated = err
+                    break
+                events = []
                 choices = payload.get("choices") or []
                 if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
                     delta = choices[0].get("delta") or choices[0].get("message") or {}
@@ -159,23 +200,44 @@ async def generate(
                         yield event
         except httpx.HTTPError as exc:
             cut = f"{type(exc).__name__}"
+            events = []
+        else:
+            # The stream ended (with or without `[DONE]`): its last line is whole even
+            # without a newline. A cut stream's last line may be half a link: not read.
+            events = transcript.close()
 
         if not submitted:
             yield Submitted(transcript.task_id)
         if transcript.video_url:
+            for event in events:
+                if (event.percent, event.phase) != last:
+                    last = (event.percent, event.phase)
+                    yield event
+            if stated is not None or transcript.failure:
+                log.warning(
+                    "chat stream stated a failure after its video link; delivering the link: %s",
+                    stated.detail if stated is not None else http.redact(transcript.failure or ""),
+                )
             yield Finished(
                 VideoResult(
                     transcript.video_url, transcript.task_id, "chat", transcript.thumbnail_url
                 )
             )
             return
+        if stated is not None:
+            raise stated
         if transcript.failure:
-            raise _failure(transcript.failure, last_percent)
+            raise _failure(http, transcript.failure, last_percent)
         where = f" ({cut})" if cut else ""
         raise StreamInterruptedError(
             f"the chat stream ended before a video link{where}; last progress "
             f"{'unknown' if last_percent is None else f'{last_percent:g}%'}"
         )
+
+
+def _stage(last_percent: float | None) -> PolicyStage:
+    """Which moderation step a refusal without other clues blames: late ones the output."""
+    return "output" if last_percent is not None and last_percent >= CHECKING_PERCENT else "prompt"
 
 
 async def _whole_answer(http: RelayHTTP, response: httpx.Response) -> ChatTranscript:

@@ -387,7 +387,10 @@ def _collect_links(raw: str, complete: bool, info: _Line) -> None:
         _add_link(match.group(2), hinted=_LINK_HINT.search(match.group(1)) is not None, info=info)
     rest = _MD_LINK.sub(" ", rest)
     for match in _BARE_URL.finditer(rest):
-        url = match.group(0).rstrip(".,;:!?~*_")
+        url = match.group(0)
+        # Sentence punctuation and emphasis are not part of a link; a signed query's last
+        # value may end in "_" (base64url), so that stays.
+        url = url.rstrip(".,;:!?~*") if "?" in url else url.rstrip(".,;:!?~*_")
         if not complete and match.end() == len(rest):
             # It may continue in the next delta; only a plain "….mp4" is taken early.
             opener = rest[match.start() - 1 : match.start()]

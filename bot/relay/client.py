@@ -51,6 +51,7 @@ class RelayClient:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         polls_per_second: float = 5.0,
+        stream_idle: float = 600.0,
     ) -> None:
         self.format: RelayFormat = format
         self.chat_style: Literal["suffix", "prefix"] = chat_style
@@ -63,6 +64,7 @@ class RelayClient:
             transport=transport,
             retry=retry,
             polls_per_second=polls_per_second,
+            stream_idle=stream_idle,
         )
 
     @classmethod
@@ -73,7 +75,9 @@ class RelayClient:
         timeout: float = 30.0,
         polls_per_second: float = 5.0,
         clock: Clock | None = None,
+        stream_idle: float = 600.0,
     ) -> RelayClient:
+        """`stream_idle`: the default chat silence, unless the relay's config sets its own."""
         return cls(
             config.base_url,
             config.api_key,
@@ -83,6 +87,7 @@ class RelayClient:
             timeout=timeout,
             polls_per_second=polls_per_second,
             clock=clock,
+            stream_idle=config.stream_idle_seconds or stream_idle,
         )
 
     @classmethod
@@ -97,6 +102,7 @@ class RelayClient:
             chat_model=settings.relay_chat_model,
             timeout=settings.relay_timeout,
             clock=clock,
+            stream_idle=settings.relay_stream_idle_seconds,
         )
 
     @property

@@ -262,8 +262,12 @@ class RelayHTTP:
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
         polls_per_second: float = 5.0,
+        stream_idle: float = 600.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # A chat stream may be silent for minutes while the job waits upstream; only
+        # that silence, not one request's `timeout`, ends it.
+        self._stream_timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0), read=stream_idle)
         self.clock: Clock = clock or SystemClock()
         self._pacer = Pacer(polls_per_second, self.clock)
         # Few reads in flight: a long queue inside httpx's pool costs more CPU than waiting.
@@ -499,6 +503,9 @@ class RelayHTTP:
     async def open_stream(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[EventSource]:
         """POST that answers Server-Sent Events (chat). Same no-repeat rule as other submits.
 
+        Reads wait up to `stream_idle` seconds (the answer's headers too: some relays hold
+        them while the job is queued upstream).
+
         The caller checks `source.response` for a JSON (non-streamed) answer.
         """
         headers = {"Idempotency-Key": str(uuid.uuid4())}
@@ -515,6 +522,7 @@ class RelayHTTP:
                             json=body,
                             headers=headers,
                             extensions=_watch_extensions(watch),
+                            timeout=self._stream_timeout,
                         )
                     )
                     break

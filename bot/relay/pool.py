@@ -161,6 +161,7 @@ class RelayPool:
                         timeout=settings.relay_timeout,
                         polls_per_second=settings.relay_polls_per_second,
                         clock=clock,
+                        stream_idle=settings.relay_stream_idle_seconds,
                     ),
                 )
                 for config in settings.relay_configs()

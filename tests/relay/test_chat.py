@@ -9,8 +9,10 @@ from bot.relay.errors import (
     ContentPolicyError,
     GenerationFailedError,
     InsufficientCreditError,
+    RateLimitedError,
     StreamInterruptedError,
     TimedOutError,
+    UnavailableError,
 )
 from bot.relay.models import ImageInput, Progress, Submitted
 
@@ -176,3 +178,158 @@ async def test_thumbnail_is_reported_separately(relay, make_client):
     relay.behaviour.chat_dialect = "thumbnail_first"
     result = finished(await collect(make_client(format="chat").generate(req()))).result
     assert result.url.endswith(".mp4") and result.thumbnail_url
+
+
+# -- issue 9: the link however the stream ends; silence; errors stated in the stream ----
+
+BARE_ENDINGS = {
+    "done": {},
+    "no_done": {"chat_done": False},
+    "nothing_after": {"chat_done": False, "chat_finish_reason": None, "chat_usage_chunk": False},
+    "unterminated": {
+        "chat_done": False,
+        "chat_finish_reason": None,
+        "chat_usage_chunk": False,
+        "chat_unterminated": True,
+    },
+}
+
+
+@pytest.mark.parametrize("ending", list(BARE_ENDINGS), ids=list(BARE_ENDINGS))
+async def test_a_bare_signed_link_as_the_last_text_is_found_however_the_stream_ends(
+    relay, make_client, ending
+):
+    """The link is a CDN's signed URL (`….mp4?se=…&sig=…`), bare, the stream's last text,
+    with no newline after it; the stream ends with `[DONE]`, without it, with nothing at
+    all, or in the middle of its last SSE line. Every way, the link is delivered whole."""
+    relay.behaviour.chat_dialect = "bare_tail"
+    relay.behaviour.signed_links = True
+    for name, value in BARE_ENDINGS[ending].items():
+        setattr(relay.behaviour, name, value)
+    events = await collect(make_client(format="chat").generate(req()))
+    job_id = next(iter(relay.jobs))
+    url = finished(events).result.url
+    assert url == relay.video_url(job_id)
+    assert "?se=" in url and "&sig=" in url
+    assert relay.submits_for("a cat") == 1
+
+
+@pytest.mark.parametrize("dialect", ["quote_zh", "plain_zh", "watch_download", "html_video"])
+async def test_a_signed_link_keeps_its_query_in_every_link_form(relay, make_client, dialect):
+    relay.behaviour.chat_dialect = dialect
+    relay.behaviour.signed_links = True
+    events = await collect(make_client(format="chat").generate(req()))
+    assert finished(events).result.url == relay.video_url(next(iter(relay.jobs)))
+
+
+async def test_a_last_line_without_newline_still_shows_the_finish(relay, make_client):
+    relay.behaviour.chat_dialect = "bare_tail"
+    relay.behaviour.signed_links = True
+    relay.behaviour.chat_done = False
+    relay.behaviour.chat_finish_reason = None
+    relay.behaviour.chat_usage_chunk = False
+    relay.behaviour.chat_unterminated = True
+    events = await collect(make_client(format="chat").generate(req()))
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert progress[-1].phase == "finishing" and progress[-1].percent == 100
+
+
+async def test_silence_longer_than_the_request_timeout_is_waited_out(relay, make_client):
+    """Scaled 1/30: RELAY_TIMEOUT 30 s → 0.5 s here (a little more than 1/30, for a busy
+    machine), a 45 s silence → 1.5 s, the default stream idle of 600 s → 20 s. Today the
+    per-request timeout ends the stream and the billed video is lost."""
+    relay.behaviour.chat_silence_seconds = 1.5
+    client = make_client(format="chat", timeout=0.5, stream_idle=20)
+    events = await collect(client.generate(req()))
+    assert finished(events).result.url == relay.video_url(next(iter(relay.jobs)))
+
+
+async def test_silence_longer_than_stream_idle_ends_the_stream_as_interrupted(relay, make_client):
+    relay.behaviour.chat_silence_seconds = 1.5
+    client = make_client(format="chat", timeout=5, stream_idle=0.3)
+    events: list = []
+    with pytest.raises(StreamInterruptedError) as info:
+        async for event in client.generate(req()):
+            events.append(event)
+    assert isinstance(events[0], Submitted)
+    assert "ReadTimeout" in info.value.detail
+    assert relay.submits_for("a cat") == 1
+
+
+def test_stream_idle_is_a_setting_of_its_own_and_per_relay():
+    from bot.relay.client import RelayClient
+    from bot.settings import RelayConfig, Settings
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        relay_base_url="http://127.0.0.1:9",
+        relay_api_key="sk-x",
+        relay_timeout=30,
+    )
+    assert settings.relay_stream_idle_seconds == 600
+    config = RelayConfig(name="a", base_url="http://127.0.0.1:9", api_key="sk-x")
+    assert config.stream_idle_seconds is None
+    own = RelayConfig(
+        name="b", base_url="http://127.0.0.1:9", api_key="sk-x", stream_idle_seconds=120
+    )
+    plain = RelayClient.from_config(config, timeout=30, stream_idle=600)
+    special = RelayClient.from_config(own, timeout=30, stream_idle=600)
+    assert plain._http._stream_timeout.read == 600
+    assert special._http._stream_timeout.read == 120
+    assert plain._http._stream_timeout.connect == 10
+
+
+@pytest.mark.parametrize(
+    ("error_type", "code", "message"),
+    [
+        ("server_error", "", "The server had an error while processing your request."),
+        ("upstream_error", "sora_failed", "视频生成失败"),
+        ("new_api_error", "bad_response_status_code", "上游返回错误 (request id: 2025abc)"),
+        ("", "", "当前分组上游负载已饱和，请稍后再试"),
+    ],
+)
+async def test_a_stated_server_or_upstream_error_in_the_stream_is_unavailable(
+    relay, make_client, error_type, code, message
+):
+    relay.behaviour.outcome = "failed"
+    relay.behaviour.chat_error_line = True
+    relay.behaviour.chat_error_type = error_type
+    relay.behaviour.chat_error_code = code
+    relay.behaviour.fail_reason = message
+    with pytest.raises((UnavailableError, RateLimitedError)) as info:
+        await collect(make_client(format="chat").generate(req()))
+    assert info.value.refund
+    assert info.value.user_message == type(info.value).default_message
+    assert relay.submits_for("a cat") == 1
+
+
+async def test_a_stated_policy_error_in_the_stream_stays_policy(relay, make_client):
+    relay.behaviour.outcome = "failed"
+    relay.behaviour.chat_error_line = True
+    relay.behaviour.chat_error_type = "server_error"
+    relay.behaviour.fail_reason = "Your request was rejected by the safety system (moderation)"
+    with pytest.raises(ContentPolicyError):
+        await collect(make_client(format="chat").generate(req()))
+
+
+async def test_an_upstream_failure_text_in_the_stream_is_unavailable(relay, make_client):
+    relay.behaviour.outcome = "failed"
+    relay.behaviour.fail_reason = "上游服务器超时 (upstream timeout)"
+    with pytest.raises(UnavailableError):
+        await collect(make_client(format="chat").generate(req()))
+
+
+@pytest.mark.parametrize("as_event", [True, False], ids=["error_event", "error_text"])
+async def test_an_error_stated_after_the_link_still_delivers_the_link(
+    relay, make_client, caplog, as_event
+):
+    """The relay sent the link (and billed the video), then an error: the link wins."""
+    relay.behaviour.outcome = "failed"
+    relay.behaviour.chat_error_line = as_event
+    relay.behaviour.chat_error_after_link = True
+    relay.behaviour.chat_error_type = "server_error"
+    relay.behaviour.fail_reason = "upstream connection closed"
+    events = await collect(make_client(format="chat").generate(req()))
+    assert finished(events).result.url == relay.video_url(next(iter(relay.jobs)))
+    assert "after its video link" in caplog.text
+    assert "upstream connection closed" in caplog.text

@@ -509,3 +509,29 @@ def test_a_fence_closed_on_the_data_line_or_never_closed_ends_the_echo() -> None
 
 def test_a_markdown_autolink_counts() -> None:
     assert parse_final_message(f"视频地址：<{URL}>").video_url == URL
+
+
+SIGNED = (
+    "https://cdn.example/sora/e43f892b.mp4"
+    "?se=2026-12-31T23%3A59%3A59Z&sp=r&sv=2024-08-04&sr=b&sig=Zm9vYmFy%2B%3D"
+)
+
+
+@pytest.mark.parametrize("lead", ["", "> ✅ 视频生成成功\n\n", "视频生成成功！\n", "下载: "])
+def test_a_bare_signed_url_on_an_unterminated_last_line_is_read_whole(lead: str) -> None:
+    t = ChatTranscript()
+    t.feed("> 🏃 进度：99%\n\n" + lead)
+    for at in range(0, len(SIGNED), 7):  # the link arrives in pieces
+        t.feed(SIGNED[at : at + 7])
+    assert t.video_url is None  # it may still go on: not taken half-way
+    t.close()
+    assert t.video_url == SIGNED
+    assert t.done
+
+
+def test_a_signed_query_ending_in_underscore_keeps_it() -> None:
+    url = "https://cdn.example/v/abc.mp4?Expires=1767225599&Signature=a-b_"
+    t, _ = run([f"视频生成成功\n{url}\n"])
+    assert t.video_url == url
+    t, _ = run([f"视频生成成功 **{url.split('?')[0]}**\n"])
+    assert t.video_url == url.split("?")[0]

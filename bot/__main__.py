@@ -2,9 +2,9 @@
 
     python -m bot                 # same as `run`
     python -m bot sync [--guild ID]
-    python -m bot check
+    python -m bot check [--verbose]
     python -m bot sandbox [--lang zh-CN] [--format task|official|chat|all]
-    python -m bot generate [--format chat|task|official] [--portrait|--landscape]
+    python -m bot generate [--verbose] [--format chat|task|official] [--portrait|--landscape]
                            [--duration 10|15|25] [--hd] [--model M] [--image PATH_OR_URL]...
                            [--output FILE] PROMPT
 
@@ -13,7 +13,8 @@ with `--output FILE` it saves the video to FILE and prints FILE's path last inst
 relay that serves the file but gives no link (OpenAI's own official format) can only be
 saved: without `--output` the video goes to `sora-<id>.mp4` in the current folder.
 Every failure is one plain sentence on stderr: exit 2 for bad options or settings, 1 for
-a relay failure.
+a relay failure. `--verbose` adds, before that sentence, what the relay said (its status,
+request id and words, which may be JSON or HTML; the key is redacted).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+_VERBOSE_HELP = "also print what the relay said on a failure (status, request id, raw text)"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
@@ -68,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the bot (default)")
     sync = sub.add_parser("sync", help="publish the slash commands to Discord")
     sync.add_argument("--guild", type=int, default=None, help="only this guild (instant)")
-    sub.add_parser("check", help="reach the relay, validate the key, list models")
+    check = sub.add_parser("check", help="reach the relay, validate the key, list models")
+    check.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     gen = sub.add_parser("generate", help="render one video and print its link")
+    gen.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     gen.add_argument("--format", choices=["chat", "task", "official"], default=None)
     side = gen.add_mutually_exclusive_group()
     side.add_argument("--portrait", dest="orientation", action="store_const", const="portrait")
@@ -92,11 +98,32 @@ def _say(sentence: str) -> None:
     print(sentence, file=sys.stderr, flush=True)
 
 
-def _relay_failure(err: RelayError) -> str:
-    detail = err.detail.strip()
-    if detail and detail != err.user_message:
-        return f"{err.user_message.rstrip('.')} (relay said: {detail})."
-    return err.user_message
+def _relay_failure(err: RelayError, *, verbose: bool = False) -> None:
+    """The one sentence (last line of stderr); with `--verbose`, what the relay said first.
+
+    The relay's own words can be JSON or an HTML page: they are for an operator who asks,
+    never part of the sentence. They were redacted of the key where they were read.
+    """
+    if verbose:
+        for line in _relay_detail(err.code, err.detail, err.status, err.request_id):
+            _say(line)
+    _say(err.user_message)
+
+
+def _relay_detail(
+    code: str, detail: str | None, status: int | None = None, request_id: str | None = None
+) -> list[str]:
+    where = ", ".join(
+        part
+        for part in (
+            f"HTTP {status}" if status is not None else "",
+            f"request id {request_id}" if request_id else "",
+        )
+        if part
+    )
+    head = f"relay error {code}" + (f" ({where})" if where else "")
+    text = (detail or "").strip() or "(no detail)"
+    return [f"{head}: {text}"]
 
 
 def _image(value: str, settings: Settings) -> ImageInput:
@@ -160,15 +187,17 @@ async def _generate(args: argparse.Namespace, settings: Settings, request: Video
                         shown = "" if percent is None else f" {percent:g}%"
                         _say(f"{phase}{shown}")
                     case Finished(result=result):
-                        return await _deliver(client, result, args.output)
+                        return await _deliver(client, result, args.output, verbose=args.verbose)
     except RelayError as err:
-        _say(_relay_failure(err))
+        _relay_failure(err, verbose=args.verbose)
         return EXIT_FAILED
     _say("The relay ended without a video link.")
     return EXIT_FAILED
 
 
-async def _deliver(client: RelayClient, result: VideoResult, output: Path | None) -> int:
+async def _deliver(
+    client: RelayClient, result: VideoResult, output: Path | None, *, verbose: bool = False
+) -> int:
     """Print the link, or save the file (always, when the relay gives no link)."""
     if output is None and result.url:
         print(result.url, flush=True)
@@ -183,9 +212,12 @@ async def _deliver(client: RelayClient, result: VideoResult, output: Path | None
         return EXIT_FAILED
     except RelayError as err:
         # The render is done and billed: say where it is rather than invite a second one.
+        if verbose:
+            for line in _relay_detail(err.code, err.detail, err.status, err.request_id):
+                _say(line)
         _say(
             f"Video {result.relay_id} is finished but could not be downloaded from "
-            f"{result.location} ({err.detail or err.code})."
+            f"{result.location}."
         )
         return EXIT_FAILED
     print(output, flush=True)
@@ -208,7 +240,7 @@ async def _save(client: RelayClient, location: str, output: Path) -> None:
         raise
 
 
-async def _check(settings: Settings) -> int:
+async def _check(settings: Settings, *, verbose: bool = False) -> int:
     """Reach every configured relay, validate its key, list its models: one block each."""
     from bot.relay.pool import RelayPool
 
@@ -222,6 +254,9 @@ async def _check(settings: Settings) -> int:
         print(f"relay: {health.name} ({health.format}) {member.client.base_url}")
         if not health.ok:
             failed += 1
+            if verbose:
+                for line in _relay_detail(health.error_code or "relay_error", health.detail):
+                    _say(f"relay {health.name}: {line}")
             _say(f"relay {health.name}: {health.error}")
             continue
         latency = f"{health.latency * 1000:.0f} ms" if health.latency is not None else "?"
@@ -282,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                     return EXIT_USAGE
                 return asyncio.run(_generate(args, settings, request))
             case "check":
-                return asyncio.run(_check(settings))
+                return asyncio.run(_check(settings, verbose=args.verbose))
             case "sync":
                 return _sync(settings, args.guild)
             case _:

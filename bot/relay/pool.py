@@ -121,6 +121,8 @@ class RelayHealth:
     breaker: BreakerState = "closed"
     low_credit: float | None = None
     low_credit_noticed: bool = False
+    error_code: str | None = None  # the failure's code, and the relay's own words for it
+    detail: str | None = None  # (for operators only: `check --verbose` and the log)
 
 
 class AllRelaysUnavailableError(UnavailableError):
@@ -313,6 +315,9 @@ class RelayPool:
             try:
                 models = await member.client.list_models()
             except RelayError as exc:
+                log.info(
+                    "relay %s: health check failed: %s (%s)", member.name, exc.code, exc.detail
+                )
                 report.append(
                     RelayHealth(
                         member.name,
@@ -324,6 +329,8 @@ class RelayPool:
                         member.breaker.state,
                         member.low_credit,
                         member.low_credit_noticed,
+                        exc.code,
+                        exc.detail,
                     )
                 )
                 continue

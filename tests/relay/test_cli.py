@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import os
 import sys
@@ -207,3 +208,54 @@ async def test_a_file_that_cannot_be_fetched_leaves_no_partial_file(relay, tmp_p
     (job,) = relay.jobs.values()
     assert f"Video {job.id} is finished but could not be downloaded" in err.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+HTML_BODY = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+
+async def test_a_failure_is_only_the_sentence_unless_verbose(relay, tmp_path):
+    """The relay states an upstream error in JSON: one sentence, nothing raw; `--verbose`
+    adds the relay's words (status, request id, text) before it, never the key."""
+    relay.fail_next(
+        "task_submit",
+        status=200,
+        body=(
+            '{"error":{"message":"upstream error for sk-test-0123456789abcdef: <b>boom</b>",'
+            '"type":"server_error","code":"do_request_failed"}}'
+        ),
+    )
+    code, out, err = await run_cli(tmp_path, relay_env(relay), "generate", "a cat")
+    assert code == 1 and out.strip() == ""
+    assert err.strip() == "The video service is unreachable right now; try again in a few minutes."
+    relay.fail_next(
+        "task_submit",
+        status=200,
+        body=json.dumps(
+            {"error": {"message": f"upstream error for {KEY}: <b>boom</b>", "type": "server_error"}}
+        ),
+    )
+    code, _out, err = await run_cli(tmp_path, relay_env(relay), "generate", "--verbose", "a cat")
+    assert code == 1
+    *said, last = err.strip().splitlines()
+    assert last == "The video service is unreachable right now; try again in a few minutes."
+    assert any("relay_unavailable" in line and "<b>boom</b>" in line for line in said), err
+    assert KEY not in err and "[redacted]" in err
+
+
+async def test_an_html_page_is_detail_for_verbose_only(relay, tmp_path):
+    relay.fail_next("task_submit", status=502, body=HTML_BODY, content_type="text/html")
+    code, _out, err = await run_cli(tmp_path, relay_env(relay), "generate", "a cat")
+    assert code == 1
+    assert "<" not in err and "502" not in err and len(err.strip().splitlines()) == 1
+    relay.fail_next("task_submit", status=502, body=HTML_BODY, content_type="text/html")
+    code, _out, err = await run_cli(tmp_path, relay_env(relay), "generate", "--verbose", "a cat")
+    assert code == 1 and "HTTP 502" in err and "502 Bad Gateway" in err
+
+
+async def test_check_verbose_shows_the_relays_words(relay, tmp_path):
+    env = relay_env(relay, key="sk-wrong-key-000111")
+    code, _out, err = await run_cli(tmp_path, env, "check")
+    assert code == 1 and "无效的令牌" not in err and "rejected" in err
+    code, _out, err = await run_cli(tmp_path, env, "check", "--verbose")
+    assert code == 1 and "无效的令牌" in err and "relay_auth" in err
+    assert "sk-wrong-key-000111" not in err

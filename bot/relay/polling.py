@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, assert_never
 
@@ -30,7 +30,7 @@ from bot.relay.errors import (
     TimedOutError,
     classify_failure,
 )
-from bot.relay.http import RelayHTTP
+from bot.relay.http import MAX_DETAIL_CHARS, RelayHTTP
 from bot.relay.models import (
     Event,
     Finished,
@@ -302,7 +302,7 @@ async def follow(
         except RelayError as error:
             return Unanswered(error), error.retry_after
         try:
-            return parse(reply.data), reply.retry_after
+            return _redacted(http, parse(reply.data)), reply.retry_after
         except RelayError as error:  # no status in it: an envelope, an unknown word …
             # The relay's own words (logged while we wait): never with the key in them.
             error.detail = http.redact(error.detail)
@@ -317,9 +317,17 @@ async def follow(
         expected=expected,
         relay_id=relay_id,
         fmt=fmt,
-        first=first,
+        first=None if first is None else _redacted(http, first),
         hint=hint,
         immediate=immediate,
         content_path=content_path,
     ):
         yield event
+
+
+def _redacted(http: RelayHTTP, snapshot: Snapshot) -> Snapshot:
+    """A stated failure reason (`fail_reason`, `error.message`) becomes an error's detail,
+    which is logged and shown by `--verbose`: never with the key in it."""
+    if not snapshot.error:
+        return snapshot
+    return replace(snapshot, error=http.redact(snapshot.error)[:MAX_DETAIL_CHARS])

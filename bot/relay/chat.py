@@ -206,6 +206,10 @@ async def generate(
             # without a newline. A cut stream's last line may be half a link: not read.
             events = transcript.close()
 
+        if stated is not None and not submitted and not transcript.video_url:
+            # The relay's first word was a refusal (credit, key, model, rate): it did not
+            # take the job, so a pool may offer it to the next relay.
+            raise stated
         if not submitted:
             yield Submitted(transcript.task_id)
         if transcript.video_url:

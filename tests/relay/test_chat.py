@@ -333,3 +333,31 @@ async def test_an_error_stated_after_the_link_still_delivers_the_link(
     assert finished(events).result.url == relay.video_url(next(iter(relay.jobs)))
     assert "after its video link" in caplog.text
     assert "upstream connection closed" in caplog.text
+
+
+async def test_an_error_as_the_streams_first_word_is_raised_before_any_submitted(
+    relay, make_client
+):
+    """A 200 stream whose first event is an error: the relay refused the job (here: out of
+    credit), so nothing says it was accepted and a pool may try the next relay."""
+    stream = (
+        'data: {"error": {"message": "用户额度不足", "type": "new_api_error",'
+        ' "code": "insufficient_user_quota"}}\n\ndata: [DONE]\n\n'
+    )
+    relay.fail_next("chat", status=200, body=stream, content_type="text/event-stream")
+    events: list = []
+    with pytest.raises(InsufficientCreditError) as info:
+        async for event in make_client(format="chat").generate(req()):
+            events.append(event)
+    assert events == [] and info.value.safe_to_resubmit
+
+
+async def test_a_stated_failure_reason_echoing_the_key_is_redacted(relay, make_client):
+    from .conftest import KEY
+
+    relay.behaviour.outcome = "failed"
+    relay.behaviour.fail_reason = f"upstream rejected key {KEY}"
+    for fmt in ("task", "official", "chat"):
+        with pytest.raises(UnavailableError) as info:
+            await collect(make_client(format=fmt).generate(req()))
+        assert KEY not in info.value.detail and "[redacted]" in info.value.detail, fmt

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot.fakes.relay import FakeRelay
@@ -361,3 +363,29 @@ async def test_a_stated_failure_reason_echoing_the_key_is_redacted(relay, make_c
         with pytest.raises(UnavailableError) as info:
             await collect(make_client(format=fmt).generate(req()))
         assert KEY not in info.value.detail and "[redacted]" in info.value.detail, fmt
+
+
+async def test_sse_lines_end_at_cr_lf_or_crlf_only_and_a_last_unended_event_counts(
+    relay, make_client
+):
+    """CRLF and bare CR line ends, comment lines, a U+2028 inside JSON text (not a line
+    end for SSE), and a last event cut off without its newline: the link is read whole."""
+    url = "https://cdn.example/v/x.mp4?se=2026&sig=abc_"
+
+    def event(content: str) -> str:
+        chunk = {"choices": [{"index": 0, "delta": {"content": content}}]}
+        return "data: " + json.dumps(chunk, ensure_ascii=False)
+
+    stream = (
+        ": PING\r\n\r\n"
+        + event("> ID: `task_01k8abcdef`\n\n")
+        + "\r\n\r\n"
+        + event("> 🏃 进度：50%\u2028(halfway)\n\n")
+        + "\r\r"
+        + event(f"> ✅ 视频生成成功\n\n{url}")
+    )
+    relay.fail_next("chat", status=200, body=stream, content_type="text/event-stream")
+    events = await collect(make_client(format="chat").generate(req()))
+    assert events[0] == Submitted("task_01k8abcdef")
+    assert 50 in [e.percent for e in events if isinstance(e, Progress)]
+    assert finished(events).result.url == url

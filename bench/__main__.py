@@ -3,6 +3,8 @@
 Each benchmark prints its figures next to its target with PASS/MISS; the table is
 markdown so it can be pasted into README.md. `--quick` runs smaller versions (the
 targets still apply, but small runs flatter the latency and throughput figures).
+`--only economy` runs issue 10's rows: reads, result, progress, delivery and ack
+(`reads`, `result` and `progress` share one set of renders).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import ack, cadence, idle, jobs, quota
+from bench import ack, cadence, delivery, economy, idle, jobs, quota
 from bench.report import Figure, table
 
 Runner = Callable[[bool], Awaitable[list[Figure]]]
@@ -25,17 +27,31 @@ BENCHMARKS: dict[str, Runner] = {
     "cadence": lambda quick: cadence.run(3 if quick else 10, speed=60.0 if quick else 30.0),
     "quota": lambda quick: quota.run(1000 if quick else 6000),
     "jobs": lambda quick: jobs.run(5 if quick else 25, image_bytes=(2 if quick else 10) << 20),
+    # Issue 10: 10 renders of 60 s at once (5 of 30 s with --quick), real time.
+    "reads": lambda quick: economy.reads(*_renders(quick)),
+    "result": lambda quick: economy.result(*_renders(quick)),
+    "progress": lambda quick: economy.progress(*_renders(quick)),
+    "delivery": lambda quick: delivery.run(5 if quick else 10),
 }
+GROUPS: dict[str, list[str]] = {"economy": ["reads", "result", "progress", "delivery", "ack"]}
+
+
+def _renders(quick: bool) -> tuple[int, float]:
+    return (5, 30.0) if quick else (10, 60.0)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller, faster runs")
     parser.add_argument(
-        "--only", action="append", choices=sorted(BENCHMARKS), help="run just this one (repeat)"
+        "--only",
+        action="append",
+        choices=sorted([*BENCHMARKS, *GROUPS]),
+        help="run just this one (repeat)",
     )
     args = parser.parse_args(argv)
-    names = args.only or list(BENCHMARKS)
+    chosen = [n for name in args.only or list(BENCHMARKS) for n in GROUPS.get(name, [name])]
+    names = list(dict.fromkeys(chosen))
     load = Path("/proc/loadavg").read_text().split()[0]
     print(f"# bench: {', '.join(names)}{' (quick)' if args.quick else ''}; load {load}")
     figures: list[Figure] = []

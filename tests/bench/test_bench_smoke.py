@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from bench import ack, cadence, idle, jobs, quota
+from bench import ack, cadence, delivery, economy, idle, jobs, quota
 from bench.report import Figure, table
 
 
@@ -55,3 +55,28 @@ async def test_jobs_reads_rows_with_images() -> None:
     assert got["request_json per row, mean"] < 4  # KiB: references, not base64
     assert 0 < got["recent_for_user(25), p50"] and got["autocomplete read (25 rows), p50"] > 0
     assert math.isfinite(got["quota check behind an autocomplete, p50"])
+
+
+async def test_economy_rows_produce_numbers() -> None:
+    """Issue 10's rows on two short renders per format: counted, timed, no job lost."""
+    jobs_, seconds = 2, 4.0
+    got = _by_name(await economy.reads(jobs_, seconds))
+    got |= _by_name(await economy.result(jobs_, seconds))  # the same renders, not run again
+    got |= _by_name(await economy.progress(jobs_, seconds))
+    for fmt in ("task", "official"):
+        reads = got[f"{fmt}: status reads per render, max"]
+        assert 1 <= got[f"{fmt}: status reads per render, mean"] <= reads < 50
+        assert got[f"{fmt}: relay requests per render, all"] > reads
+        p50, p95 = got[f"{fmt}: finished → visible, p50"], got[f"{fmt}: finished → visible, p95"]
+        assert 0 < p50 <= p95 < 30  # seconds: every render was shown after the relay finished
+        assert 0 < got[f"{fmt}: longest gap between visible changes"] < seconds * 3
+        assert got[f"{fmt}: Discord 429s"] >= 0
+    callbacks = "task+callbacks: status reads per render, max"
+    assert math.isnan(got[callbacks]) == bool(economy.callbacks_missing())
+
+
+async def test_delivery_measures_the_bot_process_memory() -> None:
+    got = _by_name(await delivery.run(2, 256 * 1024, limit=60.0))
+    assert got["videos attached"] == 2
+    peak = got["bot peak RSS, 2 deliveries of 0.25 MiB at once"]
+    assert 10 < got["bot RSS before the renders"] <= peak < 1000

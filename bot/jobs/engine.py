@@ -347,6 +347,12 @@ class JobEngine:
             pump.add_done_callback(self._background.discard)
 
     async def _run(self, job: Job) -> None:
+        try:
+            await self._render(job)
+        finally:
+            self._finishing.discard(job.id)
+
+    async def _render(self, job: Job) -> None:
         # The relay client enforces the deadline on its own clock; this watchdog, in real
         # time, also ends a stream that stalls while the relay keeps it alive with pings.
         watchdog = render_deadline(job.request, self.deadline_minutes) + WATCHDOG_GRACE
@@ -364,6 +370,10 @@ class JobEngine:
                             self._finishing.add(job.id)
                         elif done is None:
                             accepted = accepted or isinstance(event, Submitted)
+                            if isinstance(event, Progress) and event.phase == "finishing":
+                                # The relay reported the video made and its `Finished`
+                                # comes next: a cancel now would be charged and lose it.
+                                self._finishing.add(job.id)
                             await self._handle(job.id, event)
             except _AlreadyFinal:
                 return

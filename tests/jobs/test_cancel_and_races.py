@@ -21,6 +21,7 @@ from bot.fakes.relay import FakeRelay
 from bot.jobs import engine as engine_module
 from bot.jobs.engine import JobEngine, JobError, JobUpdate
 from bot.relay.client import RelayClient
+from bot.relay.models import RelayFormat
 from bot.relay.pool import RelayPool
 from bot.store.database import Database
 
@@ -201,4 +202,33 @@ async def test_a_cancel_during_the_delivery_leaves_it_delivered(
     await engine.wait_idle()
     await seen.wait_for(lambda _: job.id in seen.finished())
     assert delivered == ["succeeded"]
+    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
+
+
+@pytest.mark.parametrize("fmt", ["task", "official", "chat"])
+async def test_a_cancel_after_the_relay_reported_the_video_done_is_refused_and_it_is_delivered(
+    open_engine, relay: FakeRelay, fmt: RelayFormat
+) -> None:
+    """The relay said "done" (the last progress, 100 %, is being recorded) and the
+    `Finished` event is next: a cancel landing now would be charged and lose a paid video."""
+    engine, _seen = await open_engine(fmt)
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_last_progress(update: JobUpdate) -> None:
+        if update.kind == "progress" and update.job.phase == "finishing":
+            entered.set()
+            await release.wait()
+
+    engine.add_listener(slow_last_progress)
+    await engine.start()
+    job = await engine.submit(new_job(fmt=fmt))
+    await asyncio.wait_for(entered.wait(), 10)
+
+    with pytest.raises(JobError) as info:
+        await engine.cancel(job.id, guild_id=1, user_id=10)
+    assert info.value.code == "already_finished"
+    release.set()
+    await engine.wait_idle()
+    row = await engine.db.jobs.get(job.id)
+    assert row is not None and row.status == "succeeded"
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
 
     # Quotas (cost units)
     quota_guild_monthly: int = Field(default=200, ge=0)
-    quota_user_daily: int = Field(default=10, ge=0)
+    quota_user_daily: int = Field(default=24, ge=0)
     cost_table: str = "10=1,15=2,25=4,hd=2,sora-2=1,sora-2-pro=3"
 
     @field_validator("log_level", mode="before")

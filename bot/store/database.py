@@ -207,7 +207,7 @@ class Database:
         *,
         clock: Clock | None = None,
         default_guild_monthly: int | None = 200,
-        default_user_daily: int | None = 10,
+        default_user_daily: int | None = 24,
     ) -> Database:
         """Open (creating it and its folder if needed) and migrate to the newest schema.
 

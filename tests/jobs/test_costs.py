@@ -8,7 +8,8 @@ import pytest
 
 from bot.fakes.relay import FakeRelay
 from bot.jobs.costs import CostTable, CostTableError
-from bot.relay.models import VideoRequest
+from bot.relay.models import InvalidRequest, VideoRequest
+from bot.settings import Settings
 
 from .conftest import new_job
 from .test_engine import ledger_kinds
@@ -25,6 +26,23 @@ def test_sora_2_pro_costs_three_times_sora_2_by_default() -> None:
     assert table.cost(req(model="sora-2-pro", duration=15, hd=True)) == 12
     assert table.cost(req(model="sora-2-pro", duration=25)) == 12
     assert CostTable().cost(req(model="sora-2-pro", duration=15)) == 6
+
+
+def test_the_default_daily_limit_fits_the_priciest_single_video() -> None:
+    """With the default settings a member must be able to make any video the bot offers."""
+    default = {name: field.default for name, field in Settings.model_fields.items()}
+    table = CostTable.parse(default["cost_table"])
+    prices = []
+    for duration in (10, 15, 25):
+        for hd in (False, True):
+            for model in ("sora-2", "sora-2-pro"):
+                try:
+                    prices.append(table.cost(req(duration=duration, hd=hd, model=model)))
+                except InvalidRequest:
+                    continue  # a combination the relay does not offer
+    assert max(prices) == 12  # 15 s HD sora-2-pro, or 25 s sora-2-pro (HD is moot at 25 s)
+    assert default["quota_user_daily"] >= max(prices)
+    assert default["quota_guild_monthly"] >= default["quota_user_daily"]
 
 
 def test_a_table_without_model_entries_still_prices_pro() -> None:

@@ -1166,8 +1166,23 @@ class FakeDiscord:
         `member`, channel type 1, context 1 (BOT_DM), on shard 0.
         """
         if dm:
-            return await self._dispatch_dm(
-                type, data, user_id=user_id, locale=locale, message=message
+            user = self.users[user_id if user_id is not None else self.alice.id]
+            dm_channel = self.dm_channel(user.id)
+            return await self._send_interaction(
+                type,
+                data,
+                guild_id=None,
+                channel_id=dm_channel.id,
+                user_id=user.id,
+                locale=locale,
+                message=message,
+                where={
+                    "channel": dm_channel.payload(),
+                    "user": user.payload(),
+                    "app_permissions": str(DM_APP_PERMISSIONS),
+                    "authorizing_integration_owners": {"0": "0"},
+                    "context": 1,
+                },
             )
         guild, channel, member = self._context(guild_id, channel_id, user_id)
         permissions = (
@@ -1176,59 +1191,40 @@ class FakeDiscord:
             else guild.channel_permissions(member, channel)
         )
         bot_member = guild.members[self.bot_user.id]
-        iid = self.snowflake()
-        token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
-        payload: dict[str, Any] = {
-            "id": str(iid),
-            "application_id": str(self.application_id),
-            "type": type,
-            "data": data,
-            "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": guild.preferred_locale, "features": []},
-            "channel_id": str(channel.id),
-            "channel": channel.payload(),
-            "member": member.payload(permissions=permissions),
-            "token": token,
-            "version": 1,
-            "app_permissions": str(guild.channel_permissions(bot_member, channel)),
-            "locale": locale,
-            "guild_locale": guild.preferred_locale,
-            "entitlements": [],
-            "authorizing_integration_owners": {"0": str(guild.id)},
-            "context": 0,
-            "attachment_size_limit": self.upload_limit,
-        }
-        if message is not None:
-            payload["message"] = message.payload(self.application_id)
-        inter = FakeInteraction(
-            fake=self,
-            id=iid,
-            token=token,
-            type=type,
+        return await self._send_interaction(
+            type,
+            data,
             guild_id=guild.id,
             channel_id=channel.id,
             user_id=member.id,
-            payload=payload,
-            created_at=self.clock(),
+            locale=locale,
             message=message,
+            where={
+                "guild_id": str(guild.id),
+                "guild": {"id": str(guild.id), "locale": guild.preferred_locale, "features": []},
+                "channel": channel.payload(),
+                "member": member.payload(permissions=permissions),
+                "app_permissions": str(guild.channel_permissions(bot_member, channel)),
+                "guild_locale": guild.preferred_locale,
+                "authorizing_integration_owners": {"0": str(guild.id)},
+                "context": 0,
+            },
         )
-        self.interactions[iid] = inter
-        self._by_token[token] = inter
-        await self.gateway.dispatch_to_guild(guild.id, "INTERACTION_CREATE", payload)
-        inter.dispatched_at = self.clock()
-        return inter
 
-    async def _dispatch_dm(
+    async def _send_interaction(
         self,
         type: int,
         data: dict[str, Any],
         *,
-        user_id: int | None,
+        guild_id: int | None,
+        channel_id: int,
+        user_id: int,
         locale: str,
         message: RecordedMessage | None,
+        where: dict[str, Any],
     ) -> FakeInteraction:
-        user = self.users[user_id if user_id is not None else self.alice.id]
-        channel = self.dm_channel(user.id)
+        """Record and dispatch one interaction; `where` holds the fields that differ between
+        a server (guild, member, permissions) and a DM (user, context 1)."""
         iid = self.snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(48)
         payload: dict[str, Any] = {
@@ -1236,17 +1232,13 @@ class FakeDiscord:
             "application_id": str(self.application_id),
             "type": type,
             "data": data,
-            "channel_id": str(channel.id),
-            "channel": channel.payload(),
-            "user": user.payload(),
+            "channel_id": str(channel_id),
             "token": token,
             "version": 1,
-            "app_permissions": str(DM_APP_PERMISSIONS),
             "locale": locale,
             "entitlements": [],
-            "authorizing_integration_owners": {"0": "0"},
-            "context": 1,
             "attachment_size_limit": self.upload_limit,
+            **where,
         }
         if message is not None:
             payload["message"] = message.payload(self.application_id)
@@ -1255,16 +1247,16 @@ class FakeDiscord:
             id=iid,
             token=token,
             type=type,
-            guild_id=None,
-            channel_id=channel.id,
-            user_id=user.id,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            user_id=user_id,
             payload=payload,
             created_at=self.clock(),
             message=message,
         )
         self.interactions[iid] = inter
         self._by_token[token] = inter
-        await self.gateway.dispatch_to_guild(None, "INTERACTION_CREATE", payload)
+        await self.gateway.dispatch_to_guild(guild_id, "INTERACTION_CREATE", payload)
         inter.dispatched_at = self.clock()
         return inter
 

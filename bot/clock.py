@@ -109,3 +109,31 @@ class ScaledClock:
 
     def __call__(self) -> float:
         return self.monotonic()
+
+
+class ParkingClock(FakeClock):
+    """A FakeClock whose next sleep of `park_next(seconds)` or more waits for `release()`.
+
+    Tests hold a job inside a wait (a 429's Retry-After, a connect retry) to act there.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        super().__init__(start)
+        self._park_at: float | None = None
+        self.parked = asyncio.Event()
+        self._release = asyncio.Event()
+
+    def park_next(self, seconds: float) -> None:
+        self._park_at = seconds
+        self.parked.clear()
+        self._release.clear()
+
+    def release(self) -> None:
+        self._release.set()
+
+    async def sleep(self, seconds: float) -> None:
+        if self._park_at is not None and seconds >= self._park_at:
+            self._park_at = None
+            self.parked.set()
+            await self._release.wait()
+        await super().sleep(seconds)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
+from bot.clock import FakeClock, ParkingClock
 from bot.fakes.discord import FakeDiscord, RecordedMessage
 from bot.fakes.relay import FakeRelay
 from bot.ui.i18n import t
@@ -117,33 +117,12 @@ async def test_unknown_status_words_still_deliver(
     assert await book(bot, fake_discord, 1) == CHARGED_ONCE
 
 
-class ParkingClock(FakeClock):
-    """The bot's FakeClock, except that its next sleep of `seconds` or more waits for
-    `release()`: the test holds the bot inside a 429's Retry-After."""
-
-    def __init__(self) -> None:
-        super().__init__(datetime.now(UTC))
-        self.park_at: float | None = None
-        self.parked = asyncio.Event()
-        self.released = asyncio.Event()
-
-    def release(self) -> None:
-        self.released.set()
-
-    async def sleep(self, seconds: float) -> None:
-        if self.park_at is not None and seconds >= self.park_at:
-            self.park_at = None
-            self.parked.set()
-            await self.released.wait()
-        await super().sleep(seconds)
-
-
 async def test_a_cancel_during_a_429_wait_is_not_charged(
     fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
 ) -> None:
     relay.fail_next("submit", status=429, headers={"Retry-After": "40"})
-    clock = ParkingClock()
-    clock.park_at = 40
+    clock = ParkingClock(datetime.now(UTC))
+    clock.park_next(40)
     bot = await start_bot(clock=clock)
     inter = await fake_discord.run_slash("video", {"prompt": "a red kite"})
     await asyncio.wait_for(clock.parked.wait(), 15)

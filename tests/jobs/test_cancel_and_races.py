@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
-from bot.clock import FakeClock
+from bot.clock import ParkingClock
 from bot.fakes.relay import FakeRelay
 from bot.jobs import engine as engine_module
 from bot.jobs.engine import JobEngine, JobError, JobUpdate
@@ -28,29 +29,27 @@ from bot.store.database import Database
 from .conftest import KEY, Recorder, new_job
 
 
-class ParkingClock(FakeClock):
-    """A FakeClock whose next sleep of at least `seconds` waits until released."""
+class HeldUpdate:
+    """An engine listener that holds the first update matching `which` until `release()`:
+    the test acts while the engine is inside that update (a delivery, the last progress)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._park_at: float | None = None
-        self.parked = asyncio.Event()
-        self._release = asyncio.Event()
+    def __init__(self, engine: JobEngine, which: Callable[[JobUpdate], bool]) -> None:
+        self._which = which
+        self._entered, self._release = asyncio.Event(), asyncio.Event()
+        self.passed: list[str] = []  # the status of each held update, once let through
+        engine.add_listener(self)
 
-    def park_next(self, seconds: float) -> None:
-        self._park_at = seconds
-        self.parked.clear()
-        self._release.clear()
+    async def __call__(self, update: JobUpdate) -> None:
+        if self._which(update):
+            self._entered.set()
+            await self._release.wait()
+            self.passed.append(update.job.status)
+
+    async def entered(self) -> None:
+        await asyncio.wait_for(self._entered.wait(), 10)
 
     def release(self) -> None:
         self._release.set()
-
-    async def sleep(self, seconds: float) -> None:
-        if self._park_at is not None and seconds >= self._park_at:
-            self._park_at = None
-            self.parked.set()
-            await self._release.wait()
-        await super().sleep(seconds)
 
 
 @pytest.fixture
@@ -181,27 +180,18 @@ async def test_a_cancel_during_the_delivery_leaves_it_delivered(
     open_engine, relay: FakeRelay
 ) -> None:
     engine, seen = await open_engine()
-    entered, release = asyncio.Event(), asyncio.Event()
-    delivered: list[str] = []
-
-    async def slow_delivery(update: JobUpdate) -> None:
-        if update.kind == "finished":
-            entered.set()
-            await release.wait()
-            delivered.append(update.job.status)
-
-    engine.add_listener(slow_delivery)
+    held = HeldUpdate(engine, lambda update: update.kind == "finished")
     await engine.start()
     job = await engine.submit(new_job())
-    await asyncio.wait_for(entered.wait(), 10)
+    await held.entered()
 
     with pytest.raises(JobError) as info:
         await engine.cancel(job.id, guild_id=1, user_id=10)
     assert info.value.code == "already_finished"
-    release.set()
+    held.release()
     await engine.wait_idle()
     await seen.wait_for(lambda _: job.id in seen.finished())
-    assert delivered == ["succeeded"]
+    assert held.passed == ["succeeded"]
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
 
 
@@ -212,22 +202,17 @@ async def test_a_cancel_after_the_relay_reported_the_video_done_is_refused_and_i
     """The relay said "done" (the last progress, 100 %, is being recorded) and the
     `Finished` event is next: a cancel landing now would be charged and lose a paid video."""
     engine, _seen = await open_engine(fmt)
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def slow_last_progress(update: JobUpdate) -> None:
-        if update.kind == "progress" and update.job.phase == "finishing":
-            entered.set()
-            await release.wait()
-
-    engine.add_listener(slow_last_progress)
+    held = HeldUpdate(
+        engine, lambda update: update.kind == "progress" and update.job.phase == "finishing"
+    )
     await engine.start()
     job = await engine.submit(new_job(fmt=fmt))
-    await asyncio.wait_for(entered.wait(), 10)
+    await held.entered()
 
     with pytest.raises(JobError) as info:
         await engine.cancel(job.id, guild_id=1, user_id=10)
     assert info.value.code == "already_finished"
-    release.set()
+    held.release()
     await engine.wait_idle()
     row = await engine.db.jobs.get(job.id)
     assert row is not None and row.status == "succeeded"

@@ -21,6 +21,7 @@ import pytest
 from bot.app import VideoBot
 from bot.fakes.discord import FakeDiscord, RecordedAttachment, RecordedMessage
 from bot.fakes.discord_testing import fake_discord  # noqa: F401
+from bot.fakes.relay import FakeRelay
 from tests.e2e.conftest import (  # noqa: F401  (fixtures re-exported for this package)
     RELAY_KEY,
     StartBot,
@@ -170,6 +171,20 @@ async def still_serves(fake: FakeDiscord, job_id: int, prompt: str = "a lighthou
     message = await final_message(fake, job_id)
     assert title(message).startswith("✅"), embed_text(message)
     assert message.attachments, "the video file was not attached"
+
+
+async def delivered_once(
+    bot: VideoBot, fake: FakeDiscord, relay: FakeRelay, prompt: str, job_id: int = 1
+) -> RecordedMessage:
+    """The job's end, checked the way every "a paid render is never lost" test needs it:
+    its video attached, shown once, submitted to the relay once, charged once."""
+    message = await final_message(fake, job_id)
+    assert title(message).startswith("✅"), embed_text(message)
+    assert message.attachments, "the video file was not attached"
+    assert len(deliveries(fake, job_id)) == 1
+    assert relay.submits_for(prompt) == 1
+    assert await book(bot, fake, job_id) == CHARGED_ONCE
+    return message
 
 
 def deliveries(fake: FakeDiscord, job_id: int) -> list[RecordedMessage]:

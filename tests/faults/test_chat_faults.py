@@ -18,16 +18,14 @@ from bot.settings import RelayConfig
 from bot.ui.i18n import t
 
 from .conftest import (
-    CHARGED_ONCE,
     REFUNDED,
     StartBot,
     book,
-    deliveries,
+    delivered_once,
     error_field,
     final_message,
     one_sentence,
     still_serves,
-    title,
 )
 
 BARE_UNTERMINATED = {
@@ -54,15 +52,10 @@ async def test_a_bare_signed_link_on_an_unterminated_last_line_is_delivered_once
     relay.script(prompt_contains="a paper boat", **BARE_UNTERMINATED)
     bot = await start_bot(relay_format="chat")
     await fake_discord.run_slash("video", {"prompt": "a paper boat"})
-    message: RecordedMessage = await final_message(fake_discord, 1)
-    assert title(message).startswith("✅"), message.embeds
-    assert message.attachments, "the video file was not attached"
+    message = await delivered_once(bot, fake_discord, relay, "a paper boat")
     (job_id,) = relay.jobs
     url = relay.video_url(job_id)
     assert "&sig=" in url and shows_link(message, url)
-    assert len(deliveries(fake_discord, 1)) == 1
-    assert relay.submits_for("a paper boat") == 1
-    assert await book(bot, fake_discord, 1) == CHARGED_ONCE
     await still_serves(fake_discord, 2)
 
 
@@ -77,12 +70,8 @@ async def test_a_chat_relay_silent_for_45_seconds_is_waited_out_and_delivered_on
     relay.script(prompt_contains="a quiet sea", chat_silence_seconds=1.5, chat_keepalive=False)
     bot = await start_bot(relay_format="chat", relay_timeout=1.0, relay_stream_idle_seconds=20)
     await fake_discord.run_slash("video", {"prompt": "a quiet sea"})
-    message: RecordedMessage = await final_message(fake_discord, 1, timeout=30)
-    assert title(message).startswith("✅"), message.embeds
-    assert message.attachments
-    assert len(deliveries(fake_discord, 1)) == 1
-    assert relay.submits_for("a quiet sea") == 1
-    assert await book(bot, fake_discord, 1) == CHARGED_ONCE
+    await final_message(fake_discord, 1, timeout=30)
+    await delivered_once(bot, fake_discord, relay, "a quiet sea")
     await still_serves(fake_discord, 2)
 
 
@@ -165,8 +154,4 @@ async def test_an_error_stated_after_the_link_still_delivers_once(
     )
     bot = await start_bot(relay_format="chat")
     await fake_discord.run_slash("video", {"prompt": "a red kite"})
-    message: RecordedMessage = await final_message(fake_discord, 1)
-    assert title(message).startswith("✅") and message.attachments
-    assert len(deliveries(fake_discord, 1)) == 1
-    assert relay.submits_for("a red kite") == 1
-    assert await book(bot, fake_discord, 1) == CHARGED_ONCE
+    await delivered_once(bot, fake_discord, relay, "a red kite")

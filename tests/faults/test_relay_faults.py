@@ -26,7 +26,7 @@ from .conftest import (
     RELAY_KEY,
     StartBot,
     book,
-    deliveries,
+    delivered_once,
     error_field,
     final_message,
     one_sentence,
@@ -158,10 +158,7 @@ async def test_transient_poll_fault_is_retried_and_the_video_delivered_once(
     clock = FakeClock(datetime.now(UTC))
     bot = await start_bot(clock=clock)
     await fake_discord.run_slash("video", {"prompt": "a red kite"})
-    message: RecordedMessage = await final_message(fake_discord, 1)
-    assert title(message).startswith("✅") and message.attachments
-    assert relay.submits_for("a red kite") == 1 and len(deliveries(fake_discord, 1)) == 1
-    assert await book(bot, fake_discord, 1) == CHARGED_ONCE
+    await delivered_once(bot, fake_discord, relay, "a red kite")
     if "Retry-After" in fault.get("headers", {}):
         assert clock.slept.count(7.0) == times  # waited exactly what the relay asked
     await still_serves(fake_discord, 2)

@@ -25,7 +25,7 @@ from .conftest import (
     REFUNDED,
     StartBot,
     book,
-    deliveries,
+    delivered_once,
     embed_text,
     final_message,
     still_serves,
@@ -58,12 +58,8 @@ async def test_status_reads_failing_mid_render_end_delivered_once_charged_once(
     bot = await start_bot(clock=clock, relay_format=fmt)
 
     await fake_discord.run_slash("video", {"prompt": "a red kite"})
-    message = await final_message(fake_discord, 1)
-
-    assert title(message).startswith("✅") and message.attachments
+    await delivered_once(bot, fake_discord, relay, "a red kite")
     assert outage.hits >= 2
-    assert relay.submits_for("a red kite") == 1 and len(deliveries(fake_discord, 1)) == 1
-    assert await book(bot, fake_discord, 1) == CHARGED_ONCE
     row = await bot.db.jobs.get(1)
     assert row is not None and row.status == "succeeded"
     await still_serves(fake_discord, 2)
@@ -99,10 +95,7 @@ async def test_task_not_exist_on_the_first_reads_still_delivers(
     relay.behaviour.render_polls = 6
     bot = await start_bot(relay_format=fmt)
     await fake_discord.run_slash("video", {"prompt": "a red kite"})
-    message = await final_message(fake_discord, 1)
-    assert title(message).startswith("✅") and message.attachments
-    assert relay.submits_for("a red kite") == 1 and len(deliveries(fake_discord, 1)) == 1
-    assert await book(bot, fake_discord, 1) == CHARGED_ONCE
+    await delivered_once(bot, fake_discord, relay, "a red kite")
 
 
 async def test_unknown_status_words_still_deliver(

@@ -176,35 +176,31 @@ async def test_the_watchdog_does_not_cut_a_finished_jobs_delivery(
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
 
 
-async def test_a_cancel_during_the_delivery_leaves_it_delivered(
-    open_engine, relay: FakeRelay
+def in_delivery(update: JobUpdate) -> bool:
+    return update.kind == "finished"
+
+
+def in_last_progress(update: JobUpdate) -> bool:
+    """The relay said "done": the 100 % progress is being recorded, `Finished` is next."""
+    return update.kind == "progress" and update.job.phase == "finishing"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "where"),
+    [
+        ("task", in_delivery),
+        ("task", in_last_progress),
+        ("official", in_last_progress),
+        ("chat", in_last_progress),
+    ],
+)
+async def test_a_cancel_once_the_relay_reported_the_video_done_is_refused_and_it_is_delivered(
+    open_engine, relay: FakeRelay, fmt: RelayFormat, where: Callable[[JobUpdate], bool]
 ) -> None:
-    engine, seen = await open_engine()
-    held = HeldUpdate(engine, lambda update: update.kind == "finished")
-    await engine.start()
-    job = await engine.submit(new_job())
-    await held.entered()
-
-    with pytest.raises(JobError) as info:
-        await engine.cancel(job.id, guild_id=1, user_id=10)
-    assert info.value.code == "already_finished"
-    held.release()
-    await engine.wait_idle()
-    await seen.wait_for(lambda _: job.id in seen.finished())
-    assert held.passed == ["succeeded"]
-    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
-
-
-@pytest.mark.parametrize("fmt", ["task", "official", "chat"])
-async def test_a_cancel_after_the_relay_reported_the_video_done_is_refused_and_it_is_delivered(
-    open_engine, relay: FakeRelay, fmt: RelayFormat
-) -> None:
-    """The relay said "done" (the last progress, 100 %, is being recorded) and the
-    `Finished` event is next: a cancel landing now would be charged and lose a paid video."""
-    engine, _seen = await open_engine(fmt)
-    held = HeldUpdate(
-        engine, lambda update: update.kind == "progress" and update.job.phase == "finishing"
-    )
+    """A cancel landing while the finished video is recorded or delivered would be charged
+    and lose a paid video: it is refused, and the video is delivered, charged once."""
+    engine, seen = await open_engine(fmt)
+    held = HeldUpdate(engine, where)
     await engine.start()
     job = await engine.submit(new_job(fmt=fmt))
     await held.entered()
@@ -214,6 +210,9 @@ async def test_a_cancel_after_the_relay_reported_the_video_done_is_refused_and_i
     assert info.value.code == "already_finished"
     held.release()
     await engine.wait_idle()
+    await seen.wait_for(lambda _: job.id in seen.finished())
+    assert seen.finished()[job.id].job.status == "succeeded"
+    assert len(held.passed) == 1
     row = await engine.db.jobs.get(job.id)
     assert row is not None and row.status == "succeeded"
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)

@@ -290,9 +290,13 @@ class JobEngine:
             await self._cancelled(job_id, refund=True)
             await self._pump()
         elif (task := self._tasks.get(job_id)) is not None:
-            self._cancel_reasons[job_id] = reason
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            if not task.cancelling():
+                # Once: a second cancel (a double click) would interrupt the first one's
+                # bookkeeping, and the fallback below would then refund a billed job.
+                self._cancel_reasons[job_id] = reason
+                task.cancel()
+            # `wait`, not `gather`: if this caller is cancelled, the job's task is not.
+            await asyncio.wait({task})
         job = await self._get(job_id)
         if not job.is_final:
             # Caught between leaving the line and its task starting: nothing reached the

@@ -216,3 +216,33 @@ async def test_a_cancel_once_the_relay_reported_the_video_done_is_refused_and_it
     row = await engine.db.jobs.get(job.id)
     assert row is not None and row.status == "succeeded"
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
+
+
+async def test_two_cancels_at_once_end_the_job_once_and_charge_what_the_relay_may_bill(
+    open_engine, relay: FakeRelay
+) -> None:
+    """A double click on Cancel while the submit is on the wire: the second cancel must not
+    interrupt the first one's bookkeeping (and so refund a job the relay may bill)."""
+    held, arrived = asyncio.Event(), asyncio.Event()
+    relay.fail_next("task_submit", status=None, wait=held, arrived=arrived)
+    engine, seen = await open_engine()
+    await engine.start()
+    job = await engine.submit(new_job())
+    await asyncio.wait_for(arrived.wait(), 10)
+
+    results = await asyncio.gather(
+        engine.cancel(job.id, guild_id=1, user_id=10),
+        engine.cancel(job.id, guild_id=1, user_id=10),
+        return_exceptions=True,
+    )
+
+    for result in results:
+        if isinstance(result, BaseException):
+            assert isinstance(result, JobError) and result.code == "already_finished"
+        else:
+            assert result.status == "cancelled" and result.error_detail == "charged"
+    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
+    assert [u.job.status for u in seen.updates if u.kind == "finished"] == ["cancelled"]
+    held.set()
+    await engine.wait_idle()
+    assert len(relay.requests_to("submit")) == 1

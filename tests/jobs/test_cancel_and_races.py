@@ -13,6 +13,7 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -25,6 +26,7 @@ from bot.relay.client import RelayClient
 from bot.relay.models import RelayFormat
 from bot.relay.pool import RelayPool
 from bot.store.database import Database
+from bot.store.jobs import Job
 
 from .conftest import KEY, Recorder, new_job
 
@@ -218,23 +220,46 @@ async def test_a_cancel_once_the_relay_reported_the_video_done_is_refused_and_it
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
 
 
-async def test_two_cancels_at_once_end_the_job_once_and_charge_what_the_relay_may_bill(
-    open_engine, relay: FakeRelay
+async def test_a_second_cancel_does_not_interrupt_the_first_ones_bookkeeping(
+    open_engine, relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A double click on Cancel while the submit is on the wire: the second cancel must not
-    interrupt the first one's bookkeeping (and so refund a job the relay may bill)."""
+    """A double click on Cancel while the submit is on the wire (charged: the relay may
+    bill). The second cancel arrives while the first is writing the charged row; it must
+    not cut that write, or the row is left open and a fallback refunds a billed job.
+
+    Hold points wrap the real repository and engine calls (they still run): the first
+    cancel's row write waits until the second cancel has read the job and acted."""
     held, arrived = asyncio.Event(), asyncio.Event()
     relay.fail_next("task_submit", status=None, wait=held, arrived=arrived)
     engine, seen = await open_engine()
+    writing, write_may_go, second_acted = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_finish, real_find = engine.db.jobs.finish, engine.find
+
+    async def held_finish(job_id: int, status: str, **kw: Any) -> bool:
+        if status == "cancelled" and not writing.is_set():
+            writing.set()
+            await write_may_go.wait()
+        return await real_finish(job_id, status, **kw)  # type: ignore[arg-type]
+
+    async def noted_find(job_id: int, *, guild_id: int) -> Job:
+        job = await real_find(job_id, guild_id=guild_id)
+        if writing.is_set():
+            second_acted.set()  # it acts on the job synchronously from here to its wait
+        return job
+
+    monkeypatch.setattr(engine.db.jobs, "finish", held_finish)
+    monkeypatch.setattr(engine, "find", noted_find)
     await engine.start()
     job = await engine.submit(new_job())
     await asyncio.wait_for(arrived.wait(), 10)
 
-    results = await asyncio.gather(
-        engine.cancel(job.id, guild_id=1, user_id=10),
-        engine.cancel(job.id, guild_id=1, user_id=10),
-        return_exceptions=True,
-    )
+    first = asyncio.create_task(engine.cancel(job.id, guild_id=1, user_id=10))
+    await asyncio.wait_for(writing.wait(), 10)
+    second = asyncio.create_task(engine.cancel(job.id, guild_id=1, user_id=10))
+    await asyncio.wait_for(second_acted.wait(), 10)
+    write_may_go.set()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    held.set()  # the relay answers the submit now; it is not read (the job is cancelled)
 
     for result in results:
         if isinstance(result, BaseException):
@@ -243,6 +268,5 @@ async def test_two_cancels_at_once_end_the_job_once_and_charge_what_the_relay_ma
             assert result.status == "cancelled" and result.error_detail == "charged"
     assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
     assert [u.job.status for u in seen.updates if u.kind == "finished"] == ["cancelled"]
-    held.set()
     await engine.wait_idle()
     assert len(relay.requests_to("submit")) == 1

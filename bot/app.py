@@ -115,6 +115,8 @@ class VideoBot(commands.AutoShardedBot):
             max_download_bytes=s.max_download_bytes,
             edits_per_second=s.progress_edits_per_second,
             clock=self.clock,
+            # Videos stream to disk beside the database before upload, and are removed.
+            download_dir=s.database_path.parent / "downloads",
         )
         self.engine.add_listener(self.live.on_update)
         self.notices = OperatorNotices(self, channel_id=s.operator_channel_id)

@@ -4,15 +4,21 @@ Engine updates arrive far faster than Discord lets a message change, so each job
 writer task that renders only the latest state, at most once per `min_interval`. The
 interaction token that lets the bot edit its reply expires after 15 minutes; before that,
 progress moves to a message the bot owns in the channel, so every job ends visible.
+
+A finished video is shown at once (result, link, buttons), skipping the progress pacing;
+its file is then streamed to a temporary file, attached in a later edit, and removed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
+import contextlib
 import logging
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -35,6 +41,7 @@ DISCORD_UPLOAD_LIMIT = 10 * 1024 * 1024
 DISCORD_TOKEN_LIFETIME = 15 * 60
 DELIVERY_RETRIES = (2.0, 10.0, 30.0)
 CHANNEL_EDITS_PER_SECOND = 1.0
+DOWNLOAD_PREFIX = "sora-"
 NETWORK_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError, OSError)
 """What discord.py raises when a request gets no HTTP answer at all (a dropped or refused
 connection, a timeout): a passing failure, like a 5xx, not a reason to lose a job."""
@@ -46,6 +53,7 @@ class _Writer:
 
     update: JobUpdate
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)  # cuts any pacing short
     task: asyncio.Task[None] | None = None
     last_edit: float = float("-inf")
 
@@ -62,12 +70,17 @@ class LiveMessages:
         max_download_bytes: int = DISCORD_UPLOAD_LIMIT,
         edits_per_second: float = 5.0,
         clock: Clock | None = None,
+        download_dir: Path | None = None,
     ) -> None:
         self.bot = bot
         self.min_interval = min_interval
         self.token_ttl = token_ttl
         self.max_download_bytes = max_download_bytes
         self.clock = clock or SystemClock()
+        # Videos are streamed here before upload (memory must not grow with their size).
+        self.download_dir = download_dir
+        if download_dir is not None:
+            _sweep(download_dir)
         # Progress edits of all jobs share one budget: Discord allows a bot about 50
         # requests a second in all, and a thousand renders must not spend them.
         self._edits = Pacer(edits_per_second, self.clock)
@@ -90,6 +103,8 @@ class LiveMessages:
             writer = self._writers[update.job.id] = _Writer(update)
         elif _newer(update, writer.update):
             writer.update = update
+        if writer.update.kind == "finished":
+            writer.finished.set()
         writer.wake.set()
         if writer.task is None or writer.task.done():
             writer.task = asyncio.create_task(
@@ -148,8 +163,8 @@ class LiveMessages:
             while True:
                 await self._next_change(writer)
                 wait = writer.last_edit + self.min_interval - self.clock.monotonic()
-                if wait > 0 and writer.update.kind != "finished":
-                    await self.clock.sleep(wait)
+                if wait > 0:
+                    await _unless_finished(writer, self.clock.sleep(wait))
                 writer.wake.clear()
                 update = writer.update
                 job = await self.bot.db.jobs.get(job_id) or update.job
@@ -160,7 +175,8 @@ class LiveMessages:
                         await self._deliver_with_retries(job)
                     self._writers.pop(job_id, None)
                     return
-                await self._edits.wait()
+                if not await _unless_finished(writer, self._edits.wait()):
+                    continue  # the result came while this edit waited its turn: show that
                 await self._show_progress(job, update.queue_position)
                 writer.last_edit = self.clock.monotonic()
         except asyncio.CancelledError:
@@ -174,6 +190,7 @@ class LiveMessages:
         After the retries, a fresh message in the channel is the last resort."""
         for delay in DELIVERY_RETRIES:
             try:
+                job = await self.bot.db.jobs.get(job.id) or job  # shown, or moved, meanwhile?
                 await self._deliver(job)
                 return
             except discord.HTTPException as exc:
@@ -191,6 +208,7 @@ class LiveMessages:
                 )
             },
         )
+        await self.bot.db.jobs.mark_shown(job.id)
         await self.bot.db.jobs.mark_delivered(job.id)
 
     async def _next_change(self, writer: _Writer) -> None:
@@ -220,45 +238,63 @@ class LiveMessages:
         await self._edit_or_post(job, embed=embed, view=progress_view(job, job.locale))
 
     async def _deliver(self, job: Job) -> None:
+        """The link first, the file later: the finished result (link and buttons, or
+        "finished, attaching…" for a video with no public link) is shown before anything
+        is downloaded; the file follows in a later edit. `shown_at` makes the first step
+        happen once across restarts, `delivered_at` marks the end."""
         embed = job_embed(job, locale=job.locale, now=self.clock.now(), costs=self.bot.costs)
         view = result_view(job, job.locale) if job.status == "succeeded" else None
-        files: list[discord.File] = []
-        note: str | None = None  # why a video without a public link is not attached
-        if job.status == "succeeded" and job.result_url:
-            data, note = await self._download(job)
-            if data is not None:
-                files.append(discord.File(io.BytesIO(data), filename=f"sora-{job.id}.mp4"))
-        extra = {"content": note} if note else {}
-        try:
-            await self._edit_or_post(job, embed=embed, view=view, files=files, **extra)
-        except discord.HTTPException as exc:
-            if not files or exc.status != 413:
-                raise
-            # Too big after all: the link only, or the sentence when there is none.
-            if _relay_path(job):
-                extra = {"content": t("live.too_big_no_link", job.locale)}
+        to_attach = job.status == "succeeded" and bool(job.result_url)
+        if job.shown_at is None:
+            extra = {"content": t("live.attaching", job.locale)} if to_attach else {}
             await self._edit_or_post(job, embed=embed, view=view, **extra)
+            if await self.bot.db.jobs.mark_shown(job.id):
+                await self._mention_owner(job)
+            job = await self.bot.db.jobs.get(job.id) or job  # the message may have moved
+        if to_attach:
+            await self._attach(job, embed=embed, view=view)
         await self.bot.db.jobs.mark_delivered(job.id)
-        await self._mention_owner(job)
 
-    async def _download(self, job: Job) -> tuple[bytes | None, str | None]:
-        """The file to attach, or None and (for a video with no public link, which the
-        member can't open any other way) the sentence that says why."""
+    async def _attach(self, job: Job, **shown: Any) -> None:
+        """Stream the video to a temporary file and upload it from there (memory does not
+        grow with its size); the file is removed however this ends. A video that doesn't
+        fit keeps its link, or says why when it has none."""
         assert job.result_url is not None
         limit = min(self.max_download_bytes, self._upload_limit(job))
         linkless = _relay_path(job)
+        fd, name = tempfile.mkstemp(
+            prefix=f"{DOWNLOAD_PREFIX}{job.id}-", suffix=".part", dir=self.download_dir
+        )
         try:
-            # A relay path is fetched from the relay that made the job, with its key.
-            data = await self.bot.relay.download(
-                job.result_url, max_bytes=limit, relay_name=job.relay_name
-            )
-        except RelayError as exc:
-            log.info("job %s: video not attached (%s)", job.id, exc.code)
-            return None, t("live.fetch_failed_no_link", job.locale) if linkless else None
-        if data is None and linkless:
-            log.info("job %s: video over %s bytes and the relay gives no link", job.id, limit)
-            return None, t("live.too_big_no_link", job.locale)
-        return data, None
+            note: str | None = None  # why a video without a public link is not attached
+            with os.fdopen(fd, "wb") as sink:
+                try:
+                    # A relay path is fetched from the relay that made the job, with its key.
+                    fits = await self.bot.relay.fetch_into(
+                        job.result_url, sink, max_bytes=limit, relay_name=job.relay_name
+                    )
+                except RelayError as exc:
+                    log.info("job %s: video not attached (%s)", job.id, exc.code)
+                    fits, note = False, t("live.fetch_failed_no_link", job.locale)
+            if not fits and note is None:
+                log.info("job %s: video over %s bytes; not attached", job.id, limit)
+                note = t("live.too_big_no_link", job.locale)
+            if fits:
+                video = discord.File(name, filename=f"sora-{job.id}.mp4")  # opened from disk
+                try:
+                    await self._edit_or_post(job, **shown, files=[video], content=None)
+                    return
+                except discord.HTTPException as exc:
+                    if exc.status != 413:
+                        raise
+                    note = t("live.too_big_no_link", job.locale)  # too big after all
+                finally:
+                    video.close()
+            # The link stays (the "attaching" line goes), or the sentence when there is none.
+            await self._edit_or_post(job, **shown, content=note if linkless else None)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name)
 
     def _upload_limit(self, job: Job) -> int:
         guild = self.bot.get_guild(job.guild_id) if job.guild_id else None
@@ -353,6 +389,30 @@ class LiveMessages:
                 embed=None,
                 view=None,
             )
+
+
+def _sweep(folder: Path) -> None:
+    """Remove downloads a killed process left behind (nothing else can hold them)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob(f"{DOWNLOAD_PREFIX}*.part"):
+        leftover.unlink(missing_ok=True)
+
+
+async def _unless_finished(writer: _Writer, step: Awaitable[None]) -> bool:
+    """Await a pacing step unless the job's result arrives first (it is shown at once);
+    False when the result came."""
+    if writer.finished.is_set():
+        if asyncio.iscoroutine(step):
+            step.close()
+        return False
+    pace = asyncio.ensure_future(step)
+    result = asyncio.ensure_future(writer.finished.wait())
+    try:
+        await asyncio.wait({pace, result}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        pace.cancel()
+        result.cancel()
+    return not writer.finished.is_set()
 
 
 def _relay_path(job: Job) -> bool:

@@ -48,7 +48,9 @@ def test_the_whole_script_in_every_format(tmp_path: Path) -> None:
     assert done.stderr == ""  # no voice warnings, no log noise
     for fmt in ("task", "official", "chat"):
         assert f"({fmt} format)" in out
-    assert out.count("✅") == 3 and "📎 sora-3.mp4 (4.0 KB)" in out
+    # Each video shows its result and link first, then the same message with its file.
+    assert out.count("✅") == 6 and "📎 sora-3.mp4 (4.0 KB)" in out
+    assert out.count(f"[bot, edited] {t('live.attaching', 'en-US')}\n✅ Done\n") == 3
     assert "[bot, thinking…]" in out and "Rendering — 42%" in out  # the history, not just the end
     assert "buttons: [▶️ Open video ↗] · [🔁 Rerun] · [🎨 Remix] · [ℹ️ Details]" in out
     assert "❌" in out and t("refund.refunded", "en-US", units=1) in out

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from bot.clock import Clock, SystemClock
 from bot.relay.client import RelayClient
@@ -299,6 +299,13 @@ class RelayPool:
         """A finished video; a relay path (no public link) is fetched from the job's relay,
         with that relay's key."""
         return await self.client_for(relay_name).download(location, max_bytes=max_bytes)
+
+    async def fetch_into(
+        self, location: str, sink: BinaryIO, *, max_bytes: int | None, relay_name: str | None = None
+    ) -> bool:
+        """Stream a finished video into `sink` (a file, so memory does not grow with the
+        video); False if it is larger than `max_bytes`. A relay path goes to the job's relay."""
+        return await self.client_for(relay_name).fetch_into(location, sink, max_bytes=max_bytes)
 
     def note_low_credit(self, relay_name: str | None, quota: float | None) -> PoolMember:
         """A relay said its account is running out; remember it for `/relay status`."""

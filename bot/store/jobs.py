@@ -67,6 +67,8 @@ class Job:
     delivered_at: datetime | None = None
     # The moderation stage of a content-policy refusal; "refunded"/"charged" for a cancel.
     error_detail: str | None = None
+    # When the finished result was first shown (its file may still be on its way).
+    shown_at: datetime | None = None
 
     @property
     def is_final(self) -> bool:
@@ -236,6 +238,18 @@ class JobRepo:
             > 0
         )
 
+    async def mark_shown(self, job_id: int) -> bool:
+        """Record that the finished result is on screen, before its file is attached;
+        False if it already was (so whatever follows the first showing happens once)."""
+        return (
+            await self._db.execute(
+                "UPDATE jobs SET shown_at = ? WHERE id = ? AND shown_at IS NULL"
+                f" AND status NOT IN {_ACTIVE_SQL}",
+                (to_db(self._db.clock.now()), job_id),
+            )
+            > 0
+        )
+
     async def recent_for_user(
         self, guild_id: int | None, user_id: int, limit: int = 10
     ) -> list[Job]:
@@ -362,4 +376,5 @@ def _job(row: sqlite3.Row) -> Job:
         parent_job_id=row["parent_job_id"],
         delivered_at=from_db_opt(row["delivered_at"]),
         error_detail=row["error_detail"],
+        shown_at=from_db_opt(row["shown_at"]),
     )

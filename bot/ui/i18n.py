@@ -205,6 +205,7 @@ EN: Final[dict[str, str]] = {
     "live.moved_below": "Job #{id} continues in a new message below.",
     "live.too_big_no_link": "The video is too large to attach here and this video service "
     "gives no link to it; ask the bot's operator for the file.",
+    "live.attaching": "Finished; attaching the video file…",
     "live.fetch_failed_no_link": "The video is finished but could not be fetched from the "
     "video service, which gives no link to it; ask the bot's operator for the file.",
     # Generic.
@@ -364,6 +365,7 @@ ZH: Final[dict[str, str]] = {
     "live.moved_below": "任务 #{id} 在下方的新消息中继续。",
     "live.too_big_no_link": "视频太大,无法在这里附上,而视频服务没有提供链接;"
     "请向机器人的运营者索取文件。",
+    "live.attaching": "已完成,正在附上视频文件……",
     "live.fetch_failed_no_link": "视频已完成,但无法从视频服务取回,而它没有提供链接;"
     "请向机器人的运营者索取文件。",
     "generic.not_allowed": "你没有权限执行此操作。",

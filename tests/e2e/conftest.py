@@ -21,6 +21,7 @@ from bot.fakes.discord import FakeDiscord
 from bot.fakes.discord_testing import fake_discord  # noqa: F401
 from bot.fakes.relay import FakeRelay
 from bot.settings import Settings
+from bot.ui.i18n import t
 
 RELAY_KEY = "sk-relay-e2e-secret-0123456789"
 
@@ -127,8 +128,17 @@ def title(message: Any) -> str:
     return str(message.embeds[0].get("title", "")) if message.embeds else ""
 
 
-def is_final(message: Any) -> bool:
+ATTACHING = tuple(t("live.attaching", locale) for locale in ("en-US", "zh-CN"))
+
+
+def shows_result(message: Any) -> bool:
+    """The job's end is on screen, perhaps still with its file on the way."""
     return not message.deleted and title(message).startswith(FINAL_TITLES)
+
+
+def is_final(message: Any) -> bool:
+    """The job's end is on screen and complete: no file is still being attached."""
+    return shows_result(message) and message.content not in ATTACHING
 
 
 async def final_message(fake: FakeDiscord, job_id: int | None = None, timeout: float = 15) -> Any:

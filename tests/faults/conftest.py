@@ -31,6 +31,7 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures re-exported for this p
     png_bytes,
     relay,
     settings,
+    shows_result,
     start_bot,
     title,
 )
@@ -188,11 +189,12 @@ async def delivered_once(
 
 
 def deliveries(fake: FakeDiscord, job_id: int) -> list[RecordedMessage]:
-    """Every visible message showing the job's final state."""
+    """Every visible message showing the job's final state (or its result with the file
+    still on the way: a second message stuck there is a duplicate too)."""
     return [
         m
         for m in fake.messages.values()
-        if is_final(m) and f"#{job_id} " in str(m.embeds[0].get("footer", {}).get("text", ""))
+        if shows_result(m) and f"#{job_id} " in str(m.embeds[0].get("footer", {}).get("text", ""))
     ]
 
 

@@ -215,3 +215,21 @@ async def test_undelivered_until_marked(db: Database, clock: FakeClock) -> None:
     assert [j.id for j in await db.jobs.undelivered()] == [b.id]
     got = await db.jobs.get(a.id)
     assert got is not None and got.delivered_at == clock.now()
+
+
+async def test_shown_once_and_before_delivered(db: Database, clock: FakeClock) -> None:
+    """The result shown (link first) is recorded once; the job stays undelivered until
+    its file is attached, so a restart finishes the delivery without showing it again."""
+    job = await db.jobs.create(new_job(), cost=1)
+    assert not await db.jobs.mark_shown(job.id)  # nothing to show while it renders
+    await db.jobs.finish(job.id, "succeeded", result_url="u")
+    clock.advance(2)
+    assert await db.jobs.mark_shown(job.id)
+    assert not await db.jobs.mark_shown(job.id)
+    (pending,) = await db.jobs.undelivered()
+    assert pending.shown_at == clock.now() and pending.delivered_at is None
+    clock.advance(1)
+    assert await db.jobs.mark_delivered(job.id)
+    got = await db.jobs.get(job.id)
+    assert got is not None and got.shown_at is not None and got.delivered_at == clock.now()
+    assert got.shown_at < got.delivered_at

@@ -164,6 +164,13 @@ async def test_jobs_show_and_cancel_from_another_server_are_refused(
     assert OTHER_SERVER in await private_reply(cancel)
     row = await bot.db.jobs.get(1)
     assert row is not None and not row.is_final
+    # Its owner, typing a job number in the other server, is offered none of this one's.
+    here = await fake_discord.autocomplete("jobs", {"id": ""}, focused="id", subcommand="show")
+    assert [choice["value"] for choice in here] == [1]
+    there = await fake_discord.autocomplete(
+        "jobs", {"id": ""}, focused="id", subcommand="cancel", guild_id=other.id
+    )
+    assert there == []
 
     held.set()
     done = await final_message(fake_discord, 1)

@@ -115,39 +115,41 @@ async def test_a_cancel_while_retrying_a_refused_connection_is_refunded(
         await db.close()
 
 
-async def test_a_cancel_while_the_submit_may_be_on_the_wire_is_charged_never_resent(
+async def on_the_wire(
     open_engine, relay: FakeRelay
-) -> None:
-    """The relay has read the request and not answered: it may bill, so the cancel is
-    charged (no relay id to collect); the job is not submitted again."""
+) -> tuple[JobEngine, Recorder, Job, asyncio.Event]:
+    """A started engine whose job's submit the relay has read and not answered (it may
+    bill); set the returned event to let the relay answer."""
     held, arrived = asyncio.Event(), asyncio.Event()
     relay.fail_next("task_submit", status=None, wait=held, arrived=arrived)
-    engine, _seen = await open_engine()
+    engine, seen = await open_engine()
     await engine.start()
     job = await engine.submit(new_job())
     await asyncio.wait_for(arrived.wait(), 10)
+    return engine, seen, job, held
 
-    cancelled = await engine.cancel(job.id, guild_id=1, user_id=10)
 
-    assert cancelled.status == "cancelled" and cancelled.error_detail == "charged"
-    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, commit=1)
+@pytest.mark.parametrize(
+    ("user_id", "is_admin", "outcome"),
+    [(10, False, "charged"), (99, True, "refunded")],
+    ids=["the-members-own", "an-admins"],
+)
+async def test_a_cancel_while_the_submit_may_be_on_the_wire_never_resends(
+    open_engine, relay: FakeRelay, user_id: int, is_admin: bool, outcome: str
+) -> None:
+    """The relay has read the request and not answered: it may bill, so the member's own
+    cancel is charged (no relay id to collect) and an admin's refunded; either way the
+    job is not submitted again."""
+    engine, _seen, job, held = await on_the_wire(open_engine, relay)
+
+    cancelled = await engine.cancel(job.id, guild_id=1, user_id=user_id, is_admin=is_admin)
+
+    assert cancelled.status == "cancelled" and cancelled.error_detail == outcome
+    settled = "commit" if outcome == "charged" else "refund"
+    assert await ledger_kinds(engine, job.id) == Counter({"reserve": 1, settled: 1})
     held.set()
     await engine.wait_idle()
     assert len(relay.requests_to("submit")) == 1
-
-
-async def test_an_admin_cancel_before_the_relay_answered_is_refunded(
-    open_engine, relay: FakeRelay
-) -> None:
-    held, arrived = asyncio.Event(), asyncio.Event()
-    relay.fail_next("task_submit", status=None, wait=held, arrived=arrived)
-    engine, _seen = await open_engine()
-    await engine.start()
-    job = await engine.submit(new_job())
-    await asyncio.wait_for(arrived.wait(), 10)
-    await engine.cancel(job.id, guild_id=1, user_id=99, is_admin=True)
-    assert await ledger_kinds(engine, job.id) == Counter(reserve=1, refund=1)
-    held.set()
 
 
 async def test_the_watchdog_does_not_cut_a_finished_jobs_delivery(
@@ -229,9 +231,7 @@ async def test_a_second_cancel_does_not_interrupt_the_first_ones_bookkeeping(
 
     Hold points wrap the real repository and engine calls (they still run): the first
     cancel's row write waits until the second cancel has read the job and acted."""
-    held, arrived = asyncio.Event(), asyncio.Event()
-    relay.fail_next("task_submit", status=None, wait=held, arrived=arrived)
-    engine, seen = await open_engine()
+    engine, seen, job, held = await on_the_wire(open_engine, relay)
     writing, write_may_go, second_acted = asyncio.Event(), asyncio.Event(), asyncio.Event()
     real_finish, real_find = engine.db.jobs.finish, engine.find
 
@@ -249,9 +249,6 @@ async def test_a_second_cancel_does_not_interrupt_the_first_ones_bookkeeping(
 
     monkeypatch.setattr(engine.db.jobs, "finish", held_finish)
     monkeypatch.setattr(engine, "find", noted_find)
-    await engine.start()
-    job = await engine.submit(new_job())
-    await asyncio.wait_for(arrived.wait(), 10)
 
     first = asyncio.create_task(engine.cancel(job.id, guild_id=1, user_id=10))
     await asyncio.wait_for(writing.wait(), 10)

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import ack, cadence, delivery, economy, idle, jobs, quota
-from bench.report import Figure, table
+from bench.report import Figure, save, table
+from bench.report import load as load_figures
 
 Runner = Callable[[bool], Awaitable[list[Figure]]]
 
@@ -49,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted([*BENCHMARKS, *GROUPS]),
         help="run just this one (repeat)",
     )
+    parser.add_argument("--save", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--before", type=Path, help="a run saved with --save, shown beside this one's figures"
+    )
     args = parser.parse_args(argv)
+    before = load_figures(args.before) if args.before else None
     chosen = [n for name in args.only or list(BENCHMARKS) for n in GROUPS.get(name, [name])]
     names = list(dict.fromkeys(chosen))
     load = Path("/proc/loadavg").read_text().split()[0]
@@ -63,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # one broken benchmark still leaves the others' numbers
             figures.append(Figure(name, f"failed: {exc!r}"[:120], float("nan"), "", "==", 0))
         print(f"{name} took {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+    if args.save:
+        save(figures, args.save)
     print()
-    print(table(figures))
+    print(table(figures, before))
     misses = sum(1 for f in figures if f.verdict == "MISS")
     print(f"\n{misses} of {sum(1 for f in figures if f.verdict)} targets missed")
     return 2 if any(f.name.startswith("failed:") for f in figures) else 0

@@ -6,9 +6,11 @@ behind a CPU figure), so the table explains itself.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Literal
 
 Op = Literal["<", "<=", ">=", "=="]
@@ -70,12 +72,28 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def table(figures: Iterable[Figure]) -> str:
-    """A GitHub-flavoured markdown table, ready to paste into README.md."""
+def save(figures: Iterable[Figure], path: Path) -> None:
+    """Keep a run's figures (JSON), so a later run can show them as its "before"."""
+    path.write_text(json.dumps([asdict(f) for f in figures], ensure_ascii=False, indent=1))
+
+
+def load(path: Path) -> dict[tuple[str, str], Figure]:
+    """A saved run's figures by (benchmark, figure name)."""
+    figures = [Figure(**item) for item in json.loads(path.read_text())]
+    return {(f.bench, f.name): f for f in figures}
+
+
+def table(figures: Iterable[Figure], before: Mapping[tuple[str, str], Figure] | None = None) -> str:
+    """A GitHub-flavoured markdown table, ready to paste into README.md; with `before`,
+    an earlier run's value of each figure sits beside this one's."""
     rows = [("Benchmark", "Figure", "Measured", "Target", "Result", "Notes")]
     rows += [
         (f.bench, f.name, f.shown_value(), f.shown_target(), f.verdict, f.note) for f in figures
     ]
+    if before is not None:
+        old = [before.get((f.bench, f.name)) for f in figures]
+        shown = ["Before", *(o.shown_value() if o is not None else "" for o in old)]
+        rows = [(*row[:2], was, *row[2:]) for row, was in zip(rows, shown, strict=True)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
 
     def line(cells: Sequence[str]) -> str:

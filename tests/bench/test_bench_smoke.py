@@ -7,9 +7,10 @@ timing targets: those belong to `python -m bench` on a quiet machine.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from bench import ack, cadence, delivery, economy, idle, jobs, quota
-from bench.report import Figure, table
+from bench.report import Figure, load, save, table
 
 
 def _by_name(figures: list[Figure]) -> dict[str, float]:
@@ -80,3 +81,21 @@ async def test_delivery_measures_the_bot_process_memory() -> None:
     assert got["videos attached"] == 2
     peak = got["bot peak RSS, 2 deliveries of 0.25 MiB at once"]
     assert 10 < got["bot RSS before the renders"] <= peak < 1000
+
+
+def test_a_saved_run_shows_as_before(tmp_path: Path) -> None:
+    old = [Figure("reads", "task: status reads per render, max", 16, "", "<=", 8)]
+    save(old, tmp_path / "before.json")
+    new = [
+        Figure("reads", "task: status reads per render, max", 6, "", "<=", 8),
+        Figure("x", "y", 1),
+    ]
+    lines = table(new, load(tmp_path / "before.json")).splitlines()
+    assert lines[0].split("|")[3].strip() == "Before"
+    assert [c.strip() for c in lines[2].split("|")[2:6]] == [
+        "task: status reads per render, max",
+        "16",
+        "6",
+        "<= 8",
+    ]
+    assert lines[3].split("|")[3].strip() == ""  # no earlier figure

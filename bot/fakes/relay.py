@@ -158,6 +158,8 @@ class Fault:
     arrived: asyncio.Event | None = None  # set when a request meets this fault
     malformed: bool = False  # 200 with a broken JSON body
     cut_after: int | None = None  # chat: close the stream after this many chunks
+    # files: send this many bytes of the video, then hold the rest until `wait` is set
+    stall_after: int | None = None
 
 
 @dataclass
@@ -748,18 +750,25 @@ class FakeRelay:
                 {k: v for k, v in request.headers.items()},
             )
         )
-        if fault is not None:
+        stall = fault if fault is not None and fault.stall_after is not None else None
+        if fault is not None and stall is None:
             early = await self._apply_fault(request, fault)
             if early is not None:
                 return early
         size = self.behaviour.video_bytes
         payload = (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * max(size - 12, 0))[:size]
-        if self.behaviour.cdn_content_length:
+        if self.behaviour.cdn_content_length and stall is None:
             return web.Response(body=payload, content_type="video/mp4")
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        hold_at = (stall.stall_after or 0) // 1024 * 1024 if stall is not None else None
         for start in range(0, len(payload), 1024):
+            if start == hold_at and stall is not None:
+                if stall.arrived is not None:
+                    stall.arrived.set()  # the first `stall_after` bytes are on the wire
+                if stall.wait is not None:
+                    await stall.wait.wait()
             await response.write(payload[start : start + 1024])
         await response.write_eof()
         return response

@@ -246,3 +246,40 @@ async def test_the_result_is_shown_at_once_not_after_the_progress_pace(
     message = await final_message(fake_discord, 1)
     assert message is inter.original and message.attachments
     assert paced.stuck, "no progress edit was waiting its turn: the test proved nothing"
+
+
+async def test_the_video_streams_to_a_file_on_disk_not_into_memory(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot, downloads: Path
+) -> None:
+    """Mid-download, what arrived so far is already in the temporary file."""
+    held, arrived = asyncio.Event(), asyncio.Event()
+    relay.fail_next("files", stall_after=2_000_000, wait=held, arrived=arrived)
+    relay.behaviour.video_bytes = 5_000_000
+    bot = await start_bot()
+    await fake_discord.run_slash("video", {"prompt": "a train through pines"})
+    await asyncio.wait_for(arrived.wait(), 15)
+    on_disk = await _grown_to(downloads, 1_900_000)
+    assert on_disk[4:8] == b"ftyp"  # the video's first bytes, written as they came
+    assert (await bot.db.jobs.get(1)).delivered_at is None  # type: ignore[union-attr]
+    held.set()
+    message = await final_message(fake_discord, 1)
+    (attachment,) = message.attachments
+    assert len(attachment.data) == 5_000_000 and attachment.data[4:8] == b"ftyp"
+    assert leftovers(downloads) == []
+
+
+async def _grown_to(folder: Path, size: int) -> bytes:
+    """The one temporary file's bytes once it holds at least `size` (the bot writes it
+    from another connection; there is no event to await, so look every few ms)."""
+    for _ in range(3000):
+        if (found := _part_holding(folder, size)) is not None:
+            return found
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no temporary file in {folder} reached {size} bytes")
+
+
+def _part_holding(folder: Path, size: int) -> bytes | None:
+    files = list(folder.glob("*.part")) if folder.exists() else []
+    if len(files) == 1 and files[0].stat().st_size >= size:
+        return files[0].read_bytes()
+    return None

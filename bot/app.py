@@ -120,6 +120,8 @@ class VideoBot(commands.AutoShardedBot):
         )
         self.engine.add_listener(self.live.on_update)
         self.notices = OperatorNotices(self, channel_id=s.operator_channel_id)
+        if s.public_base_url:  # callbacks arrive at the notice listener
+            s.require("relay_webhook_port", "relay_webhook_secret")
         if s.relay_webhook_port is not None:
             s.require("relay_webhook_secret")
             assert s.relay_webhook_secret is not None
@@ -128,6 +130,7 @@ class VideoBot(commands.AutoShardedBot):
                 secret=s.relay_webhook_secret.get_secret_value(),
                 host=s.relay_webhook_host,
                 port=s.relay_webhook_port,
+                callbacks=self.relay.callbacks if s.public_base_url else None,
             )
             await self.notice_receiver.start()
         for extension in EXTENSIONS:

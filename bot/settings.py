@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     relay_webhook_port: int | None = Field(default=None, ge=0, le=65535)
     relay_webhook_host: str = "127.0.0.1"
     relay_webhook_secret: SecretStr | None = None
+    public_base_url: str = ""
     operator_channel_id: int | None = None
 
     # Storage and logs
@@ -120,7 +121,7 @@ class Settings(BaseSettings):
             raise ValueError(str(exc).removeprefix("COST_TABLE ")) from None
         return value
 
-    @field_validator("relay_base_url", "discord_api_base", "discord_gateway_url")
+    @field_validator("relay_base_url", "discord_api_base", "discord_gateway_url", "public_base_url")
     @classmethod
     def _url(cls, value: str) -> str:
         return _check_url(value)

@@ -26,6 +26,7 @@ bot's clock, so a test's minute-long outage passes in no real time).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -127,6 +128,12 @@ class Behaviour:
     retry_after_hint: float | None = None  # Retry-After header on submit/poll answers
     not_found_polls: int = 0  # the first polls answer task_not_exist / 404 (not written yet)
     odd_status_polls: int = 0  # then this many answer the unknown status word ODD_STATUS
+    report_progress: bool = True  # False: task polls carry no percent (progress "")
+    # Task callbacks (`notify_hook` in the submit): POSTed the task object when it ends.
+    hook: bool = True  # False: the relay never calls back (as many don't)
+    hook_repeats: int = 1  # the finish callback is sent this many times (relays retry)
+    hook_lies: int = 0  # callbacks sent while the task still renders (half-way through
+    # a `render_seconds` render, else at once): a stranger's, or a relay's mistake
     models: tuple[str, ...] = (
         "sora-2",
         "sora-2-pro",
@@ -220,6 +227,11 @@ class FakeRelay:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self._hooks: dict[str, str] = {}  # task id -> its notify_hook, until it is called
+        self._lies_sent: dict[str, int] = {}
+        self._hook_ticker: asyncio.Task[None] | None = None
+        #: Every callback made: (task id, the status word it carried, the HTTP answer).
+        self.hook_calls: list[tuple[str, str, int]] = []
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -244,6 +256,11 @@ class FakeRelay:
         return self
 
     async def stop(self) -> None:
+        if self._hook_ticker is not None:
+            self._hook_ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._hook_ticker
+            self._hook_ticker = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -315,6 +332,48 @@ class FakeRelay:
             session.post(url, json={"topic": topic, "data": data}, headers=headers) as reply,
         ):
             return reply.status
+
+    async def call_hook(self, job_id: str, *, url: str | None = None) -> int:
+        """POST the task's current state to its `notify_hook` (or to `url`) now, as a
+        relay's callback does; the HTTP status. Callable at any time, so a test can lie."""
+        job = self.jobs[job_id]
+        target = url or self._hooks.get(job_id) or str((job.body or {}).get("notify_hook", ""))
+        task = self._task_json(job)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(target, json=task) as reply,
+        ):
+            status = reply.status
+        self.hook_calls.append((job_id, str(task.get("status", "")), status))
+        return status
+
+    async def _tick_hooks(self) -> None:
+        """Call each pending task's hook when it ends (and lie first, if told to); render
+        time runs on `clock`, so this looks every few real milliseconds."""
+        while self._hooks:
+            for job_id, _url in list(self._hooks.items()):
+                job = self.jobs[job_id]
+                b = job.behaviour
+                lies = self._lies_sent.get(job_id, 0)
+                status = self._state(job)[0]
+                if status in ("SUCCESS", "FAILURE"):
+                    del self._hooks[job_id]
+                    # Repeats go out together, as a relay's retries of a slow answer do.
+                    repeats = max(b.hook_repeats, 1)
+                    await asyncio.gather(*(self._safe_hook(job_id) for _ in range(repeats)))
+                elif lies < b.hook_lies and (
+                    b.render_seconds is None or self.now() - job.started >= b.render_seconds / 2
+                ):
+                    self._lies_sent[job_id] = lies + 1
+                    await self._safe_hook(job_id)
+            await asyncio.sleep(0.005)
+        self._hook_ticker = None
+
+    async def _safe_hook(self, job_id: str) -> None:
+        try:
+            await self.call_hook(job_id)
+        except (aiohttp.ClientError, OSError, ValueError):
+            self.hook_calls.append((job_id, "unreachable", 0))
 
     def finish(self, job_id: str, outcome: Outcome = "success") -> None:
         """Make the job end with `outcome` on its next poll (e.g. one stuck by "never")."""
@@ -508,7 +567,7 @@ class FakeRelay:
             "submit_time": job.created,
             "start_time": job.created + 15,
             "finish_time": job.created + 120 if status in ("SUCCESS", "FAILURE") else 0,
-            "progress": f"{percent:g}%",
+            "progress": f"{percent:g}%" if job.behaviour.report_progress else "",
             "data": {"output": url} if done else None,
             "search_item": "",
         }
@@ -614,6 +673,11 @@ class FakeRelay:
         if not isinstance(body.get("duration", "10"), str):
             return self._error(400, "duration must be a string", "invalid_request")
         job = self._new_job("task", str(body["prompt"]), body)
+        hook = body.get("notify_hook")
+        if isinstance(hook, str) and hook and job.behaviour.hook:
+            self._hooks[job.id] = hook
+            if self._hook_ticker is None:
+                self._hook_ticker = asyncio.create_task(self._tick_hooks())
         if fault is not None:
             return await self._apply_fault(request, fault) or web.Response(status=500)
         return web.json_response({"task_id": job.id}, headers=self._hint_headers())

@@ -21,6 +21,7 @@ from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
 from bot.jobs.queue import JobQueue
 from bot.relay.errors import ContentPolicyError, RelayError, TimedOutError
+from bot.relay.estimate import from_history
 from bot.relay.http import watch_submits
 from bot.relay.models import (
     Event,
@@ -61,6 +62,7 @@ class Relay(Protocol):
         *,
         deadline: float | None = None,
         relay_name: str | None = None,
+        history: Callable[[str], Awaitable[float | None]] | None = None,
     ) -> AsyncIterator[Event]: ...
 
     def resume(
@@ -70,6 +72,8 @@ class Relay(Protocol):
         *,
         deadline: float | None = None,
         relay_name: str | None = None,
+        expected: float | None = None,
+        elapsed: float = 0.0,
     ) -> AsyncIterator[Event]: ...
 
 
@@ -83,6 +87,8 @@ class JobError(Exception):
 
 
 CancelReason = Literal["user", "admin"]
+#: How long a relay's render history is trusted before it is read again.
+HISTORY_TTL = 300.0
 # A cancelled job's `error_detail`: whether its units came back.
 CANCEL_REFUNDED = "refunded"
 CANCEL_CHARGED = "charged"
@@ -171,6 +177,8 @@ class JobEngine:
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
+        # (relay, model, duration, hd) -> (read at, typical render seconds or None)
+        self._history: dict[tuple[str, str, int, bool], tuple[float, float | None]] = {}
 
     # -- wiring ---------------------------------------------------------------------
 
@@ -458,9 +466,14 @@ class JobEngine:
         total = render_deadline(job.request, self.deadline_minutes)
         if job.relay_id and job.format != "chat":
             started = job.started_at or job.created_at
-            remaining = total - (self.clock.now() - started).total_seconds()
+            elapsed = (self.clock.now() - started).total_seconds()
             return self.relay.resume(
-                job.relay_id, job.format, deadline=max(remaining, 0.0), relay_name=job.relay_name
+                job.relay_id,
+                job.format,
+                deadline=max(total - elapsed, 0.0),
+                relay_name=job.relay_name,
+                expected=await self.typical_seconds(job.relay_name, job.request),
+                elapsed=elapsed,
             )
         if not await self.db.jobs.mark_submitting(job.id):
             raise _AlreadyFinal  # cancelled while it was being started
@@ -468,7 +481,31 @@ class JobEngine:
         request = await self.db.images.load(job.request)
         # A remix must go to the relay that made its source; anything else may fail over.
         pinned = job.relay_name if job.request.remix_of else None
-        return self.relay.generate(request, deadline=total, relay_name=pinned)
+
+        async def history(relay_name: str) -> float | None:
+            return await self.typical_seconds(relay_name, request)
+
+        return self.relay.generate(request, deadline=total, relay_name=pinned, history=history)
+
+    async def typical_seconds(self, relay_name: str, request: VideoRequest) -> float | None:
+        """How long renders like `request` took lately on `relay_name` (the median of the
+        newest successes), cached a few minutes per kind; None without history. It seeds
+        when the relay is asked for the job's status, so a failure here costs nothing."""
+        key = (relay_name, request.model, request.duration, request.effective_hd)
+        now = self.clock.monotonic()
+        cached = self._history.get(key)
+        if cached is not None and now - cached[0] < HISTORY_TTL:
+            return cached[1]
+        try:
+            seconds = await self.db.jobs.render_seconds(
+                relay_name, model=request.model, duration=request.duration, hd=key[3]
+            )
+        except Exception:
+            log.exception("could not read the render history of %s", relay_name)
+            return None
+        typical = from_history(seconds)
+        self._history[key] = (now, typical)
+        return typical
 
     async def _handle(self, job_id: int, event: Event) -> None:
         match event:

@@ -12,6 +12,7 @@ from pydantic import SecretStr
 
 from bot.clock import Clock
 from bot.relay import official, task
+from bot.relay.callbacks import Hook
 from bot.relay.errors import InvalidResponseError
 from bot.relay.http import RelayHTTP, RetryPolicy
 from bot.relay.models import (
@@ -52,8 +53,11 @@ class RelayClient:
         retry: RetryPolicy | None = None,
         polls_per_second: float = 5.0,
         stream_idle: float = 600.0,
+        hook: Hook | None = None,
     ) -> None:
         self.format: RelayFormat = format
+        #: Task-format submits ask the relay to call `hook.url` when they end.
+        self.hook = hook
         self.chat_style: Literal["suffix", "prefix"] = chat_style
         self.chat_model = chat_model
         self._http = RelayHTTP(
@@ -136,14 +140,22 @@ class RelayClient:
         return "official" if request.remix_of is not None else self.format
 
     async def generate(
-        self, request: VideoRequest, *, deadline: float | None = None
+        self,
+        request: VideoRequest,
+        *,
+        deadline: float | None = None,
+        expected: float | None = None,
     ) -> AsyncGenerator[Event, None]:
+        """`expected`: seconds such renders took here lately (the history), if known; it
+        seeds when the status is read (`bot.relay.estimate`)."""
         fmt = self.format_for(request)
         events: AsyncGenerator[Event, None]
         if fmt == "task":
-            events = task.generate(self._http, request, deadline=deadline)
+            events = task.generate(
+                self._http, request, deadline=deadline, expected=expected, hook=self.hook
+            )
         elif fmt == "official":
-            events = official.generate(self._http, request, deadline=deadline)
+            events = official.generate(self._http, request, deadline=deadline, expected=expected)
         elif fmt == "chat":
             from bot.relay import chat  # needs the chat text parser; only the chat format does
 
@@ -161,23 +173,44 @@ class RelayClient:
                 yield event
 
     async def resume(
-        self, relay_id: str, format: RelayFormat, *, deadline: float | None = None
+        self,
+        relay_id: str,
+        format: RelayFormat,
+        *,
+        deadline: float | None = None,
+        expected: float | None = None,
+        elapsed: float = 0.0,
     ) -> AsyncGenerator[Event, None]:
         """Poll a job submitted earlier (maybe by another process); no `Submitted` event.
 
-        `deadline` counts from now. A chat stream cannot be resumed (`ValueError`).
+        `deadline` counts from now; `elapsed`: seconds since the relay accepted it, and
+        `expected` its estimated render time, so reads keep to the same estimate. A chat
+        stream cannot be resumed (`ValueError`).
         """
         if format == "chat":
             raise ValueError("a chat-format job cannot be resumed; its stream is gone")
-        expected = expected_seconds(None)
+        expected = expected_seconds(None) if expected is None else expected
+        elapsed = max(elapsed, 0.0)
+        started = self.clock.monotonic() - elapsed
+        total = None if deadline is None else deadline + elapsed
         events: AsyncGenerator[Event, None]
         if format == "task":
-            events = task.poll(
-                self._http, relay_id, deadline=deadline, expected=expected, immediate=True
+            events = task.resume(
+                self._http,
+                relay_id,
+                deadline=total,
+                expected=expected,
+                started=started,
+                hook=self.hook,
             )
         elif format == "official":
             events = official.poll(
-                self._http, relay_id, deadline=deadline, expected=expected, immediate=True
+                self._http,
+                relay_id,
+                deadline=total,
+                expected=expected,
+                started=started,
+                immediate=True,
             )
         else:  # pragma: no cover
             raise ValueError(f"unknown relay format {format!r}")

@@ -68,7 +68,11 @@ def parse_video(payload: Any) -> tuple[str, Snapshot]:
 
 
 async def generate(
-    http: RelayHTTP, request: VideoRequest, *, deadline: float | None
+    http: RelayHTTP,
+    request: VideoRequest,
+    *,
+    deadline: float | None,
+    expected: float | None = None,
 ) -> AsyncGenerator[Event, None]:
     if request.remix_of is not None:
         reply = await http.post_json(
@@ -84,7 +88,7 @@ async def generate(
         http,
         video_id,
         deadline=deadline,
-        expected=expected_seconds(request),
+        expected=expected_seconds(request) if expected is None else expected,
         started=started,
         first=first,
         hint=reply.retry_after,

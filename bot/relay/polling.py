@@ -2,9 +2,9 @@
 
 Every dialect a backend parses becomes a `Snapshot`; `poll_events` turns a series of
 snapshots into the `Progress`/`Finished` events the engine consumes and decides when to
-look again. The cadence starts quick (~2 s, a video can be refused at once) and slows
-with elapsed time toward a cap set by how long the video is expected to take, so a
-3-minute render costs well under 40 requests; a relay's `Retry-After` hint wins.
+look again: from an estimate of the finish (`bot.relay.estimate`: the relay's percent
+over time, seeded by history), so reads are few mid-render and dense near the end; a
+relay's `Retry-After` hint wins. A relay callback (`Wake`) makes the next read now.
 
 Once the relay holds the job it is billed, so a read that fails never ends it: the loop
 keeps reading with a growing backoff until the job's deadline (`Unanswered`, `backoff`).
@@ -12,6 +12,7 @@ keeps reading with a growing backoff until the job's deadline (`Unanswered`, `ba
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -20,6 +21,7 @@ from enum import Enum
 from typing import Any, assert_never
 
 from bot.clock import Clock
+from bot.relay.callbacks import Wake
 from bot.relay.errors import (
     ContentPolicyError,
     GenerationFailedError,
@@ -30,6 +32,7 @@ from bot.relay.errors import (
     TimedOutError,
     classify_failure,
 )
+from bot.relay.estimate import FinishEstimate, default_seconds
 from bot.relay.http import MAX_DETAIL_CHARS, RelayHTTP
 from bot.relay.models import (
     Event,
@@ -44,9 +47,7 @@ from bot.relay.models import (
 log = logging.getLogger("bot.relay")
 
 CHECKING_PERCENT = 90.0
-FIRST_INTERVAL = 2.0
 MIN_HINT = 0.5
-MAX_INTERVAL = 15.0
 SUCCESS_WITHOUT_LINK_POLLS = 3
 
 
@@ -69,28 +70,10 @@ class Snapshot:
 
 
 def expected_seconds(request: VideoRequest | None) -> float:
-    """The vendor's figures: 10 s video 1–3 min, 15 s about 2 min more, HD about 8 min more."""
+    """With no history: the conservative default for the request (3 min when unknown)."""
     if request is None:
         return 180.0
-    expected = 120.0
-    if request.duration == 15:
-        expected += 120.0
-    elif request.duration == 25:
-        expected += 300.0
-    if request.effective_hd:
-        expected += 480.0
-    if request.images:
-        expected += 30.0
-    return expected
-
-
-def next_interval(elapsed: float, expected: float, hint: float | None = None) -> float:
-    """Seconds until the next poll: 2 s at first, +1 s every 12 s, capped by the expectation."""
-    cap = min(MAX_INTERVAL, max(6.0, expected / 12.0))
-    interval = min(cap, FIRST_INTERVAL + max(elapsed, 0.0) / 12.0)
-    if hint is not None:
-        interval = min(max(hint, MIN_HINT), 60.0)
-    return interval
+    return default_seconds(request.duration, hd=request.effective_hd, images=bool(request.images))
 
 
 def phase_of(snapshot: Snapshot) -> Phase:
@@ -179,8 +162,13 @@ async def poll_events(
     hint: float | None = None,
     immediate: bool = False,
     content_path: str | None = None,
+    wake: Wake | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Poll until the job ends; yields Progress on change and one Finished, or raises.
+
+    `expected`: the prior for the finish, in seconds after `started` (history or the
+    default); the relay's percent refines it. `wake`: rung by relay callbacks, each of
+    which makes the next read now; the schedule is then only a slow safety net.
 
     `content_path`: where the relay serves the finished file itself (official format);
     a success without a link then finishes at once instead of waiting for one.
@@ -196,8 +184,11 @@ async def poll_events(
     failures = 0
     not_found = 0
     answer = first
+    estimate = FinishEstimate(expected)
+    reads = 0
     if immediate:
         answer, hint = await fetch()
+        reads += 1
     while True:
         elapsed = clock.monotonic() - started
         wait: float
@@ -260,9 +251,13 @@ async def poll_events(
                             yield Progress(snapshot.percent, phase)
                         if snapshot.percent is not None:
                             last_percent = snapshot.percent
+                        if snapshot.status is Status.RUNNING:
+                            estimate.observe(elapsed, snapshot.percent)
                     case _:
                         assert_never(snapshot.status)
-            wait = next_interval(elapsed, expected, hint)
+            wait = estimate.next_read(elapsed, reads=reads, callbacks=wake is not None)
+            if hint is not None:
+                wait = min(max(hint, MIN_HINT), 60.0)
         if deadline is not None:
             remaining = deadline - elapsed
             if remaining <= 0:
@@ -272,8 +267,30 @@ async def poll_events(
                     f"(last progress {'unknown' if last_percent is None else f'{last_percent:g}%'})"
                 )
             wait = min(wait, remaining)
-        await clock.sleep(wait)
+        if await _pause(clock, wait, wake):
+            log.debug("%s: a relay callback asks for a read now", relay_id)
         answer, hint = await fetch()
+        reads += 1
+
+
+async def _pause(clock: Clock, seconds: float, wake: Wake | None) -> bool:
+    """Sleep `seconds` on `clock`, or less if `wake` rings; True when it rang."""
+    if wake is None:
+        await clock.sleep(seconds)
+        return False
+    if not wake.is_set:
+        sleeper = asyncio.ensure_future(clock.sleep(seconds))
+        ringer = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait({sleeper, ringer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (sleeper, ringer):
+                waiter.cancel()
+            await asyncio.gather(sleeper, ringer, return_exceptions=True)
+    if wake.is_set:
+        wake.answered()  # one read for every callback until it comes back
+        return True
+    return False
 
 
 async def follow(
@@ -290,6 +307,7 @@ async def follow(
     hint: float | None = None,
     immediate: bool = False,
     content_path: str | None = None,
+    wake: Wake | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Poll `path` until the job there ends; the task and official formats differ only in
     where they look and how they read the answer. `immediate`: look once before waiting
@@ -321,6 +339,7 @@ async def follow(
         hint=hint,
         immediate=immediate,
         content_path=content_path,
+        wake=wake,
     ):
         yield event
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 from bot.clock import Clock, SystemClock
+from bot.relay.callbacks import Callbacks, Hook
 from bot.relay.client import RelayClient
 from bot.relay.errors import RateLimitedError, RelayError, TaskNotFoundError, UnavailableError
 from bot.relay.models import (
@@ -35,6 +36,16 @@ Permit = Literal["normal", "trial"] | None
 
 RATE_LIMIT_WAIT = 15.0  # when a 429 names no Retry-After
 MAX_RATE_LIMIT_WAIT = 60.0
+CALLBACK_PATH = "/relay-callback"
+
+#: Seconds renders like this one took lately on the named relay (None: no history).
+History = Callable[[str], Awaitable[float | None]]
+
+
+def callback_url(base_url: str, secret: str, relay: str) -> str:
+    """The `notify_hook` a relay is given: the notice listener's callback route, with
+    the secret path segment (relays sign nothing) and the relay's name."""
+    return f"{base_url.rstrip('/')}{CALLBACK_PATH}/{secret}/{relay}"
 
 
 class CircuitBreaker:
@@ -150,28 +161,39 @@ class RelayPool:
             for name, client in members
         ]
         self._by_name = {member.name: member for member in self.members}
+        #: Where relay callbacks ring the polls of their tasks (see `bot.relay.callbacks`).
+        self.callbacks = Callbacks(self.clock)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> RelayPool:
-        """Every configured relay, in order (a single `RELAY_*` relay is named "default")."""
-        return cls(
-            [
-                (
-                    config.name,
-                    RelayClient.from_config(
-                        config,
-                        timeout=settings.relay_timeout,
-                        polls_per_second=settings.relay_polls_per_second,
-                        clock=clock,
-                        stream_idle=settings.relay_stream_idle_seconds,
-                    ),
-                )
-                for config in settings.relay_configs()
-            ],
+        """Every configured relay, in order (a single `RELAY_*` relay is named "default").
+
+        With `PUBLIC_BASE_URL` (and the notice listener's secret) task-format submits ask
+        for callbacks; `callbacks` then collects them for the listener to ring."""
+        callbacks = Callbacks(clock or SystemClock())
+        base = settings.public_base_url
+        secret = settings.relay_webhook_secret
+        members = []
+        for config in settings.relay_configs():
+            client = RelayClient.from_config(
+                config,
+                timeout=settings.relay_timeout,
+                polls_per_second=settings.relay_polls_per_second,
+                clock=clock,
+                stream_idle=settings.relay_stream_idle_seconds,
+            )
+            if base and secret is not None:
+                url = callback_url(base, secret.get_secret_value(), config.name)
+                client.hook = Hook(url, config.name, callbacks)
+            members.append((config.name, client))
+        pool = cls(
+            members,
             clock=clock,
             threshold=settings.relay_failure_threshold,
             cooldown=settings.relay_cooldown_seconds,
         )
+        pool.callbacks = callbacks
+        return pool
 
     @property
     def primary(self) -> RelayClient:
@@ -198,12 +220,14 @@ class RelayPool:
         *,
         deadline: float | None = None,
         relay_name: str | None = None,
+        history: History | None = None,
     ) -> AsyncIterator[Event]:
         """Offer the job to each relay in turn until one accepts it, then follow that one.
 
         `relay_name` pins the job to one relay (a remix must go where its source is). When
         every relay answered "too many requests", they all refused the job, so after the
-        wait they asked for (capped) the round is tried once more.
+        wait they asked for (capped) the round is tried once more. `history` says how long
+        such renders took lately on a relay (by name): it seeds when that relay is read.
         """
         last: RelayError | None = None
         for round_ in range(2):
@@ -215,8 +239,9 @@ class RelayPool:
                     continue
                 accepted = False
                 try:
+                    expected = None if history is None else await history(member.name)
                     async with aclosing(
-                        member.client.generate(request, deadline=deadline)
+                        member.client.generate(request, deadline=deadline, expected=expected)
                     ) as events:
                         async for event in events:
                             if isinstance(event, Submitted) and not accepted:
@@ -256,10 +281,14 @@ class RelayPool:
         *,
         deadline: float | None = None,
         relay_name: str | None = None,
+        expected: float | None = None,
+        elapsed: float = 0.0,
     ) -> AsyncIterator[Event]:
         """Poll a job where it was submitted; it is never moved to another relay."""
         member = self.client_member(relay_name)
-        return member.client.resume(relay_id, format, deadline=deadline)
+        return member.client.resume(
+            relay_id, format, deadline=deadline, expected=expected, elapsed=elapsed
+        )
 
     def _candidates(self, relay_name: str | None) -> list[PoolMember]:
         if relay_name is not None:

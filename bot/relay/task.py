@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import ExitStack
 from typing import Any
 
+from bot.relay.callbacks import Hook, Wake
 from bot.relay.errors import InvalidResponseError, TaskNotFoundError
 from bot.relay.http import RelayHTTP, classify
 from bot.relay.models import Event, Submitted, VideoRequest
@@ -177,7 +179,7 @@ def parse_task(payload: Any) -> Snapshot:
     return Snapshot(status, percent, url, find_thumbnail(task), error)
 
 
-def submit_body(request: VideoRequest) -> dict[str, Any]:
+def submit_body(request: VideoRequest, *, notify_hook: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "prompt": request.full_prompt(),
         "model": request.model,
@@ -194,6 +196,8 @@ def submit_body(request: VideoRequest) -> dict[str, Any]:
     if request.cameo is not None:
         body["character_url"] = request.cameo.url
         body["character_timestamps"] = request.cameo.timestamps
+    if notify_hook is not None:
+        body["notify_hook"] = notify_hook
     return body
 
 
@@ -206,21 +210,37 @@ def _task_id(payload: Any) -> str:
 
 
 async def generate(
-    http: RelayHTTP, request: VideoRequest, *, deadline: float | None
+    http: RelayHTTP,
+    request: VideoRequest,
+    *,
+    deadline: float | None,
+    expected: float | None = None,
+    hook: Hook | None = None,
 ) -> AsyncGenerator[Event, None]:
-    reply = await http.post_json(SUBMIT_PATH, submit_body(request))
+    """Submit, then poll. `expected`: the history's estimate of the render time (else
+    the default for the request); `hook`: ask the relay to call back when it ends."""
+    body = submit_body(request, notify_hook=None if hook is None else hook.url)
+    reply = await http.post_json(SUBMIT_PATH, body)
     started = http.clock.monotonic()
     task_id = _task_id(reply.data)
-    yield Submitted(task_id)
-    async for event in poll(
-        http,
-        task_id,
-        deadline=deadline,
-        expected=expected_seconds(request),
-        started=started,
-        hint=reply.retry_after,
-    ):
-        yield event
+    with ExitStack() as stack:
+        # Listening before the job is announced: a quick refusal may call back at once.
+        wake = (
+            None
+            if hook is None
+            else stack.enter_context(hook.callbacks.expect(hook.relay, task_id))
+        )
+        yield Submitted(task_id)
+        async for event in poll(
+            http,
+            task_id,
+            deadline=deadline,
+            expected=expected_seconds(request) if expected is None else expected,
+            started=started,
+            hint=reply.retry_after,
+            wake=wake,
+        ):
+            yield event
 
 
 def poll(
@@ -232,6 +252,7 @@ def poll(
     started: float | None = None,
     hint: float | None = None,
     immediate: bool = False,
+    wake: Wake | None = None,
 ) -> AsyncGenerator[Event, None]:
     return follow(
         http,
@@ -244,4 +265,33 @@ def poll(
         started=started,
         hint=hint,
         immediate=immediate,
+        wake=wake,
     )
+
+
+async def resume(
+    http: RelayHTTP,
+    task_id: str,
+    *,
+    deadline: float | None,
+    expected: float,
+    started: float | None = None,
+    hook: Hook | None = None,
+) -> AsyncGenerator[Event, None]:
+    """Poll a task submitted earlier; its submit asked for callbacks if `hook` is set now."""
+    with ExitStack() as stack:
+        wake = (
+            None
+            if hook is None
+            else stack.enter_context(hook.callbacks.expect(hook.relay, task_id))
+        )
+        async for event in poll(
+            http,
+            task_id,
+            deadline=deadline,
+            expected=expected,
+            started=started,
+            immediate=True,
+            wake=wake,
+        ):
+            yield event

@@ -284,6 +284,33 @@ class JobRepo:
             (guild_id,),
         )
 
+    async def render_seconds(
+        self, relay_name: str, *, model: str, duration: int, hd: bool, limit: int = 20
+    ) -> list[float]:
+        """Seconds from acceptance to finish of the newest succeeded jobs like this one
+        (same relay, model, duration and HD), newest first: the history that seeds when a
+        job's status is read. Looks at the relay's last 500 successes only (indexed)."""
+        rows = await self._db.fetchall(
+            "SELECT started_at, finished_at, json_extract(request_json, '$.hd') AS hd"
+            " FROM (SELECT started_at, finished_at, request_json FROM jobs"
+            "       WHERE relay_name = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 500)"
+            " WHERE started_at IS NOT NULL AND finished_at IS NOT NULL"
+            " AND json_extract(request_json, '$.model') = ?"
+            " AND json_extract(request_json, '$.duration') = ?",
+            (relay_name, model, duration),
+        )
+        seconds: list[float] = []
+        for row in rows:
+            # The relay ignores HD for 25 s videos (`VideoRequest.effective_hd`).
+            if (bool(row["hd"]) and duration != 25) != hd:
+                continue
+            taken = (from_db(row["finished_at"]) - from_db(row["started_at"])).total_seconds()
+            if taken > 0:
+                seconds.append(taken)
+            if len(seconds) >= limit:
+                break
+        return seconds
+
     async def _many(self, sql: str, params: tuple[object, ...] = ()) -> list[Job]:
         return [_job(row) for row in await self._db.fetchall(sql, params)]
 

@@ -241,6 +241,10 @@ async def test_task_stuck_at_99_percent_past_its_deadline_times_out_refunded(
 ) -> None:
     """The relay says 99 % forever. With JOB_DEADLINE_MINUTES=1 (on the bot's FakeClock, so
     no real waiting) the job ends ⌛ timed out, refunded, after showing the 99 %."""
+    # Queued, then 99 % from the second read on: reads are few mid-render, so a longer
+    # climb (counted in reads) would not fit in the one-minute deadline, nor would the
+    # next job's render.
+    relay.behaviour.render_polls = 2
     relay.script(prompt_contains="stuck", outcome="never")
     clock = FakeClock(datetime.now(UTC))
     bot = await start_bot(clock=clock, job_deadline_minutes=1)

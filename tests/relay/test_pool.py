@@ -128,7 +128,8 @@ async def test_an_accepted_job_stays_with_its_relay(
 async def test_a_failing_relay_is_skipped_while_its_breaker_is_open(
     pool_of, relay: FakeRelay, backup: FakeRelay, clock: FakeClock
 ) -> None:
-    pool = pool_of(relay.url, backup.url, threshold=2, cooldown=60)
+    # A cool-down longer than the renders in between (each takes a minute or so of clock).
+    pool = pool_of(relay.url, backup.url, threshold=2, cooldown=600)
     relay.fail_next("task_submit", status=403, body='{"error":{"message":"用户额度不足"}}', times=2)
     for n in range(2):
         await collect(pool.generate(request(f"job {n}")))
@@ -138,7 +139,7 @@ async def test_a_failing_relay_is_skipped_while_its_breaker_is_open(
     assert len(relay.requests_to("task_submit")) == 2  # the open breaker sent nothing
     assert backup.submits_for("job 2") == 1
 
-    clock.advance(61)  # half-open: one attempt decides; the relay has recovered
+    clock.advance(601)  # half-open: one attempt decides; the relay has recovered
     events = await collect(pool.generate(request("job 3")))
     assert submitted(events).relay == "primary"
     assert pool.members[0].breaker.state == "closed"
@@ -179,18 +180,19 @@ async def test_health_reports_every_relay(pool_of, relay: FakeRelay) -> None:
 
 async def _open_then_cool(pool: RelayPool, relay: FakeRelay, clock: FakeClock) -> None:
     """Two refusals open the first relay's breaker; the cool-down makes it half-open."""
+    # (A cool-down of 600 s: longer than those two renders take on the clock.)
     relay.fail_next("task_submit", status=403, body='{"error":{"message":"用户额度不足"}}', times=2)
     for n in range(2):
         await collect(pool.generate(request(f"opening {n}")))
     assert pool.members[0].breaker.state == "open"
-    clock.advance(61)
+    clock.advance(601)
     assert pool.members[0].breaker.state == "half-open"
 
 
 async def test_half_open_lets_exactly_one_trial_through_while_others_go_elsewhere(
     pool_of, relay: FakeRelay, backup: FakeRelay, clock: FakeClock
 ) -> None:
-    pool = pool_of(relay.url, backup.url, threshold=2, cooldown=60)
+    pool = pool_of(relay.url, backup.url, threshold=2, cooldown=600)
     await _open_then_cool(pool, relay, clock)
     before = len(relay.requests_to("task_submit"))
     hold = asyncio.Event()
@@ -221,7 +223,7 @@ async def _first_finished(jobs: list[asyncio.Task[list]], count: int) -> set[asy
 async def test_a_failed_trial_reopens_and_a_cancelled_one_frees_the_slot(
     pool_of, relay: FakeRelay, backup: FakeRelay, clock: FakeClock
 ) -> None:
-    pool = pool_of(relay.url, backup.url, threshold=2, cooldown=60)
+    pool = pool_of(relay.url, backup.url, threshold=2, cooldown=600)
     await _open_then_cool(pool, relay, clock)
     breaker = pool.members[0].breaker
 

@@ -130,7 +130,7 @@ class Behaviour:
     odd_status_polls: int = 0  # then this many answer the unknown status word ODD_STATUS
     report_progress: bool = True  # False: task polls carry no percent (progress "")
     # Task callbacks (`notify_hook` in the submit): POSTed the task object when it ends.
-    hook: bool = True  # False: the relay never calls back (as many don't)
+    callbacks: bool = True  # False: the relay never calls back (as many don't)
     hook_repeats: int = 1  # the finish callback is sent this many times (relays retry)
     hook_lies: int = 0  # callbacks sent while the task still renders (half-way through
     # a `render_seconds` render, else at once): a stranger's, or a relay's mistake
@@ -674,7 +674,7 @@ class FakeRelay:
             return self._error(400, "duration must be a string", "invalid_request")
         job = self._new_job("task", str(body["prompt"]), body)
         hook = body.get("notify_hook")
-        if isinstance(hook, str) and hook and job.behaviour.hook:
+        if isinstance(hook, str) and hook and job.behaviour.callbacks:
             self._hooks[job.id] = hook
             if self._hook_ticker is None:
                 self._hook_ticker = asyncio.create_task(self._tick_hooks())

@@ -267,18 +267,24 @@ async def poll_events(
                     f"(last progress {'unknown' if last_percent is None else f'{last_percent:g}%'})"
                 )
             wait = min(wait, remaining)
-        if await _pause(clock, wait, wake):
+        # A relay's Retry-After is honoured even against a callback.
+        if await _pause(clock, wait, wake, interruptible=hint is None):
             log.debug("%s: a relay callback asks for a read now", relay_id)
         answer, hint = await fetch()
         reads += 1
 
 
-async def _pause(clock: Clock, seconds: float, wake: Wake | None) -> bool:
-    """Sleep `seconds` on `clock`, or less if `wake` rings; True when it rang."""
+async def _pause(
+    clock: Clock, seconds: float, wake: Wake | None, *, interruptible: bool = True
+) -> bool:
+    """Sleep `seconds` on `clock`, or less if `wake` rings; True when it rang. The read
+    after it answers every callback so far (`Wake.answered`)."""
     if wake is None:
         await clock.sleep(seconds)
         return False
-    if not wake.is_set:
+    if not interruptible:
+        await clock.sleep(seconds)
+    elif not wake.is_set:
         sleeper = asyncio.ensure_future(clock.sleep(seconds))
         ringer = asyncio.ensure_future(wake.wait())
         try:

@@ -15,6 +15,10 @@ from bot.clock import FakeClock, ScaledClock
 from bot.fakes.relay import FakeRelay
 from bot.relay.callbacks import COALESCE_SECONDS, Callbacks, Hook
 from bot.relay.client import RelayClient
+from bot.relay.errors import UnavailableError
+from bot.relay.estimate import EARLY_READ
+from bot.relay.models import Finished
+from bot.relay.polling import Answer, Snapshot, Status, Unanswered, poll_events
 from bot.relay.pool import callback_url
 from bot.relay.webhook import AccountNotice, NoticeReceiver, callback_task_id
 
@@ -99,7 +103,7 @@ async def test_the_callback_route_needs_the_secret_and_a_task(listener) -> None:
 
 
 async def render_with_callbacks(
-    server: NoticeReceiver, callbacks: Callbacks, clock: ScaledClock, **behaviour: object
+    server: NoticeReceiver, registry: Callbacks, clock: ScaledClock, **behaviour: object
 ) -> tuple[FakeRelay, int]:
     """A 60 s task render whose submit carries the hook: (the relay, its status reads)."""
     async with FakeRelay(api_key=KEY, clock=clock) as relay:
@@ -107,13 +111,13 @@ async def render_with_callbacks(
         for name, value in behaviour.items():
             setattr(relay.behaviour, name, value)
         url = callback_url(f"http://127.0.0.1:{server.port}", SECRET, "main")
-        hook = Hook(url, "main", callbacks)
+        hook = Hook(url, "main", registry)
         async with RelayClient(relay.url, SecretStr(KEY), clock=clock, hook=hook) as client:
             events = await collect(client.generate(req("a heron lands"), deadline=600))
         assert finished(events).result.url
         submit = relay.requests_to("task_submit")[0]
         assert submit.json["notify_hook"] == url
-        assert len(callbacks) == 0  # nothing listens once the job ended
+        assert len(registry) == 0  # nothing listens once the job ended
         return relay, len(relay.requests_to("task_poll"))
 
 
@@ -139,5 +143,48 @@ async def test_a_lying_callback_costs_one_read_and_changes_nothing(listener) -> 
 
 async def test_a_relay_that_never_calls_back_is_still_read(listener) -> None:
     # The safety net: slow reads still find the finish (no deadline passes meanwhile).
-    relay, reads = await render_with_callbacks(*listener, hook=False)
+    relay, reads = await render_with_callbacks(*listener, callbacks=False)
     assert relay.hook_calls == [] and 2 <= reads <= 4
+
+
+async def test_a_callback_reads_at_once_and_a_failed_read_still_ends_nothing() -> None:
+    """Issue 9's rule holds under callbacks: the woken read fails (the relay is down), so
+    the job goes on with its backoff, and only the relay's definite answer ends it."""
+    clock = FakeClock()
+    callbacks = Callbacks(clock)
+    start = clock.monotonic()
+    reads: list[float] = []
+    answers: list[Answer] = [
+        Snapshot(Status.RUNNING, 10.0),
+        Unanswered(UnavailableError("502 from the proxy")),
+        Snapshot(Status.RUNNING, 40.0),
+        Snapshot(Status.SUCCEEDED, 100.0, url="https://cdn.example/v.mp4"),
+    ]
+    with callbacks.expect("main", "t") as wake:
+
+        async def fetch() -> tuple[Answer, float | None]:
+            reads.append(clock.monotonic() - start)
+            if len(reads) == 1:
+                assert callbacks.ring("main", "t")  # a callback lands during the first read
+            if len(reads) == 3:
+                assert callbacks.ring("main", "t")  # and another, later
+            return answers[len(reads) - 1], None
+
+        events = [
+            event
+            async for event in poll_events(
+                fetch,
+                clock=clock,
+                started=start,
+                deadline=1200.0,
+                expected=120.0,
+                relay_id="t",
+                fmt="task",
+                wake=wake,
+            )
+        ]
+    assert isinstance(events[-1], Finished)
+    assert reads[0] == EARLY_READ
+    assert reads[1] == reads[0]  # woken: read at once, no wait
+    assert reads[2] > reads[1] + 1  # that read failed: back off, don't give up
+    assert reads[3] == reads[2]  # the second callback: at once again

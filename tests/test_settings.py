@@ -40,6 +40,7 @@ def test_every_variable_is_documented(document: str) -> None:
         ('RELAYS=[{"name": "a"}]', "RELAYS"),
         ("RELAY_FORMAT=video", "RELAY_FORMAT"),
         ("RELAY_BASE_URL=relay.example", "RELAY_BASE_URL"),
+        ("PUBLIC_BASE_URL=bot.example/hooks", "PUBLIC_BASE_URL"),
         ("COST_TABLE=10=1,15=2,25=4,sora-2-pro=x", "COST_TABLE"),
         ("COST_TABLE=10=1,15=2,25=4,sora-2-pro=0", "COST_TABLE"),
     ],
@@ -69,3 +70,29 @@ def test_a_bad_cost_table_stops_loading_with_the_entry(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(env)
     assert str(info.value) == "COST_TABLE is invalid: entry 'sora-2-pro=lots' is not a number"
+
+
+async def test_public_base_url_gives_each_relay_its_callback_url() -> None:
+    from bot.relay.pool import RelayPool
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        relays=[
+            {"name": "main", "base_url": "https://a.example", "api_key": "sk-a"},
+            {"name": "backup", "base_url": "https://b.example", "api_key": "sk-b"},
+        ],
+        relay_webhook_port=8085,
+        relay_webhook_secret="s3cret",
+        public_base_url="https://bot.example/",
+    )
+    pool = RelayPool.from_settings(settings)
+    hooks = [member.client.hook for member in pool.members]
+    assert [hook.url for hook in hooks if hook] == [
+        "https://bot.example/relay-callback/s3cret/main",
+        "https://bot.example/relay-callback/s3cret/backup",
+    ]
+    assert all(hook is not None and hook.callbacks is pool.callbacks for hook in hooks)
+    quiet = RelayPool.from_settings(settings.model_copy(update={"public_base_url": ""}))
+    assert all(member.client.hook is None for member in quiet.members)
+    await pool.aclose()
+    await quiet.aclose()

@@ -170,29 +170,29 @@ class RelayPool:
 
         With `PUBLIC_BASE_URL` (and the notice listener's secret) task-format submits ask
         for callbacks; `callbacks` then collects them for the listener to ring."""
-        callbacks = Callbacks(clock or SystemClock())
-        base = settings.public_base_url
-        secret = settings.relay_webhook_secret
-        members = []
-        for config in settings.relay_configs():
-            client = RelayClient.from_config(
-                config,
-                timeout=settings.relay_timeout,
-                polls_per_second=settings.relay_polls_per_second,
-                clock=clock,
-                stream_idle=settings.relay_stream_idle_seconds,
-            )
-            if base and secret is not None:
-                url = callback_url(base, secret.get_secret_value(), config.name)
-                client.hook = Hook(url, config.name, callbacks)
-            members.append((config.name, client))
         pool = cls(
-            members,
+            [
+                (
+                    config.name,
+                    RelayClient.from_config(
+                        config,
+                        timeout=settings.relay_timeout,
+                        polls_per_second=settings.relay_polls_per_second,
+                        clock=clock,
+                        stream_idle=settings.relay_stream_idle_seconds,
+                    ),
+                )
+                for config in settings.relay_configs()
+            ],
             clock=clock,
             threshold=settings.relay_failure_threshold,
             cooldown=settings.relay_cooldown_seconds,
         )
-        pool.callbacks = callbacks
+        secret = settings.relay_webhook_secret
+        if settings.public_base_url and secret is not None:
+            for member in pool.members:
+                url = callback_url(settings.public_base_url, secret.get_secret_value(), member.name)
+                member.client.hook = Hook(url, member.name, pool.callbacks)
         return pool
 
     @property

@@ -43,6 +43,8 @@ class RelayConfig(BaseModel):
     chat_model: str = "sora_video2"
     # Chat format: seconds a stream may stay silent; None = `RELAY_STREAM_IDLE_SECONDS`.
     stream_idle_seconds: float | None = Field(default=None, gt=0)
+    # Requests a minute this relay allows the key; None = `RELAY_REQUESTS_PER_MINUTE`.
+    requests_per_minute: int | None = Field(default=None, ge=1)
 
     @field_validator("base_url")
     @classmethod
@@ -78,6 +80,7 @@ class Settings(BaseSettings):
     relay_timeout: float = Field(default=30.0, gt=0)
     relay_stream_idle_seconds: float = Field(default=600.0, gt=0)
     relay_polls_per_second: float = Field(default=4.0, gt=0)
+    relay_requests_per_minute: int | None = Field(default=None, ge=1)
     relays: list[RelayConfig] = Field(default_factory=list)
     relay_failure_threshold: int = Field(default=3, ge=1)
     relay_cooldown_seconds: float = Field(default=60.0, ge=0)

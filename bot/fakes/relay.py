@@ -11,6 +11,7 @@ server, so a task submitted by one client can be polled by another (restart test
         relay.fail_next("submit", status=503, body="<html>…</html>", content_type="text/html")
         relay.outage("poll", seconds=60, after=20)  # 502 nginx pages for a minute, mid-render
         relay.outage("poll", seconds=10, drop=True)  # connections reset for 10 s
+        relay.requests_per_minute = 10  # new-api's per-key limit; refusals in rate_refusals
         ... RelayClient(relay.url, SecretStr("sk-test")) ...
         assert relay.submits_for("a cat") == 1
 
@@ -21,6 +22,11 @@ that creates a paid job: task_submit, official_submit, remix, chat) and `poll`
 (task_poll, official_poll). A fault queued for an endpoint is used by its next request;
 an `outage` answers every request in its window (timed on `clock` when one is given, the
 bot's clock, so a test's minute-long outage passes in no real time).
+
+`requests_per_minute` rations the key as new-api does: at most that many requests
+carrying it in any 60 s (on the same clock, refused ones not counted); the next is refused
+with `RATE_LIMIT_MESSAGE` as a 429 (or, with `rate_limit_status=200`, inside a 200) and
+counted in `rate_refusals`.
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ HTML_502 = (
     "<html><head><title>502 Bad Gateway</title></head>"
     "<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
 )
+RATE_LIMIT_MESSAGE = "您已达到请求数限制：{minutes}分钟内最多请求{count}次"
 ODD_STATUS = "WARMING_UP"  # a status word no parser knows (relays invent new ones)
 OFFICIAL_POLICY = (
     "This content may violate our guardrails concerning similarity to third-party content."
@@ -232,6 +239,12 @@ class FakeRelay:
         self._hook_ticker: asyncio.Task[None] | None = None
         #: Every callback made: (task id, the status word it carried, the HTTP answer).
         self.hook_calls: list[tuple[str, str, int]] = []
+        # new-api's per-key request limit (None: none), and what it refused.
+        self.requests_per_minute: int | None = None
+        self.rate_limit_status = 429
+        self.rate_refusals = 0
+        self.rate_refused: list[RecordedRequest] = []
+        self._key_hits: deque[float] = deque()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -498,6 +511,9 @@ class FakeRelay:
         recorded = await self._record(request, endpoint)
         if not self._authorised(request):
             return recorded, None, self._error(401, "无效的令牌 (request id: fake-401)")
+        if not self._within_rate(recorded):
+            message = RATE_LIMIT_MESSAGE.format(minutes=1, count=self.requests_per_minute)
+            return recorded, None, self._error(self.rate_limit_status, message)
         fault = self._take_fault(endpoint)
         if fault is not None and not fault.after_accept and fault.cut_after is None:
             early = await self._apply_fault(request, fault)
@@ -505,6 +521,21 @@ class FakeRelay:
                 return recorded, None, early
             fault = None
         return recorded, fault, None
+
+    def _within_rate(self, recorded: RecordedRequest) -> bool:
+        """new-api's sliding window per key: a request is refused while `requests_per_minute`
+        others were let through in the last 60 s; refused ones don't count."""
+        if self.requests_per_minute is None:
+            return True
+        now = self.now()
+        while self._key_hits and self._key_hits[0] <= now - 60.0:
+            self._key_hits.popleft()
+        if len(self._key_hits) >= self.requests_per_minute:
+            self.rate_refusals += 1
+            self.rate_refused.append(recorded)
+            return False
+        self._key_hits.append(now)
+        return True
 
     def _hint_headers(self) -> dict[str, str]:
         hint = self.behaviour.retry_after_hint

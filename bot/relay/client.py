@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from bot.clock import Clock
 from bot.relay import official, task
 from bot.relay.callbacks import Hook
+from bot.relay.budget import RequestBudget
 from bot.relay.errors import InvalidResponseError
 from bot.relay.http import RelayHTTP, RetryPolicy
 from bot.relay.models import (
@@ -54,6 +55,7 @@ class RelayClient:
         polls_per_second: float = 5.0,
         stream_idle: float = 600.0,
         hook: Hook | None = None,
+        requests_per_minute: int | None = None,
     ) -> None:
         self.format: RelayFormat = format
         #: Task-format submits ask the relay to call `hook.url` when they end.
@@ -69,6 +71,7 @@ class RelayClient:
             retry=retry,
             polls_per_second=polls_per_second,
             stream_idle=stream_idle,
+            requests_per_minute=requests_per_minute,
         )
 
     @classmethod
@@ -80,8 +83,10 @@ class RelayClient:
         polls_per_second: float = 5.0,
         clock: Clock | None = None,
         stream_idle: float = 600.0,
+        requests_per_minute: int | None = None,
     ) -> RelayClient:
-        """`stream_idle`: the default chat silence, unless the relay's config sets its own."""
+        """`stream_idle` and `requests_per_minute`: the defaults, unless the relay's config
+        sets its own."""
         return cls(
             config.base_url,
             config.api_key,
@@ -92,6 +97,7 @@ class RelayClient:
             polls_per_second=polls_per_second,
             clock=clock,
             stream_idle=config.stream_idle_seconds or stream_idle,
+            requests_per_minute=config.requests_per_minute or requests_per_minute,
         )
 
     @classmethod
@@ -107,6 +113,7 @@ class RelayClient:
             timeout=settings.relay_timeout,
             clock=clock,
             stream_idle=settings.relay_stream_idle_seconds,
+            requests_per_minute=settings.relay_requests_per_minute,
         )
 
     @property
@@ -116,6 +123,11 @@ class RelayClient:
     @property
     def clock(self) -> Clock:
         return self._http.clock
+
+    @property
+    def budget(self) -> RequestBudget:
+        """This relay's request budget (every request takes a slot of it)."""
+        return self._http.budget
 
     def __repr__(self) -> str:
         return f"RelayClient(base_url={self.base_url!r}, format={self.format!r})"

@@ -251,7 +251,14 @@ _AUTH_WORDS = (
     "unauthorized",
 )
 _MODEL_WORDS = ("无可用渠道", "model_not_found", "model not found", "does not exist or you do not")
-_RATE_WORDS = ("您已达到请求数限制", "负载已饱和", "rate limit", "rate_limit", "too many requests")
+_RATE_WORDS = (
+    "您已达到请求数限制",
+    "分钟内最多请求",
+    "负载已饱和",
+    "rate limit",
+    "rate_limit",
+    "too many requests",
+)
 
 
 # Infrastructure, not the member's request: the relay's upstream failed, timed out or is

@@ -39,6 +39,7 @@ from httpx_sse import EventSource, aconnect_sse
 from pydantic import SecretStr
 
 from bot.clock import Clock, Pacer, SystemClock
+from bot.relay.budget import Priority, RequestBudget
 from bot.relay.errors import (
     AuthenticationError,
     BadRequestError,
@@ -263,6 +264,7 @@ class RelayHTTP:
         retry: RetryPolicy | None = None,
         polls_per_second: float = 5.0,
         stream_idle: float = 600.0,
+        requests_per_minute: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         # A chat stream may be silent for minutes while the job waits upstream; only
@@ -270,6 +272,9 @@ class RelayHTTP:
         self._stream_timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0), read=stream_idle)
         self.clock: Clock = clock or SystemClock()
         self._pacer = Pacer(polls_per_second, self.clock)
+        # Every request to this relay, whatever it is for, takes a slot of this budget.
+        self.budget = RequestBudget(requests_per_minute, self.clock)
+        self._relay_origin = httpx.URL(self.base_url).netloc
         # Few reads in flight: a long queue inside httpx's pool costs more CPU than waiting.
         self._reads = asyncio.Semaphore(MAX_READS_IN_FLIGHT)
         self.retry = retry or RetryPolicy()
@@ -318,6 +323,7 @@ class RelayHTTP:
         return f"RelayHTTP(base_url={self.base_url!r})"
 
     async def aclose(self) -> None:
+        await self.budget.aclose()
         await self._client.aclose()
         await self._cdn.aclose()
 
@@ -360,6 +366,8 @@ class RelayHTTP:
             policy_stage=policy_stage,
             request_id=request_id,
         )
+        if isinstance(err, RateLimitedError):
+            self.budget.refused(retry_after, message)
         return err
 
     def error_from_payload(
@@ -370,9 +378,12 @@ class RelayHTTP:
         if fields is None:
             return None
         message, code = fields
-        return classify(
+        err = classify(
             self.redact(message)[:MAX_DETAIL_CHARS], code=code, policy_stage=policy_stage
         )
+        if isinstance(err, RateLimitedError):
+            self.budget.refused(None, message)
+        return err
 
     def error_from_exception(self, exc: Exception, what: str) -> RelayError:
         detail = self.redact(f"{what}: {type(exc).__name__}: {exc}")[:MAX_DETAIL_CHARS]
@@ -409,12 +420,13 @@ class RelayHTTP:
         `retries` overrides the policy's count: a status poll passes 0 because its own loop
         waits out an outage with a longer backoff (see `bot.relay.polling`)."""
         max_retries = self.retry.max_retries if retries is None else max(retries, 0)
+        priority = Priority.STATUS if paced else Priority.LISTING
         attempt = 0
         while True:
             if paced:
                 await self._pacer.wait()
             try:
-                return await self._get_once(path, params, not_found_is_task)
+                return await self._get_once(path, params, not_found_is_task, priority)
             except (UnavailableError, RateLimitedError, InvalidResponseError) as err:
                 if attempt >= max_retries or not _retryable(err):
                     raise
@@ -424,10 +436,15 @@ class RelayHTTP:
                 await self.clock.sleep(delay)
 
     async def _get_once(
-        self, path: str, params: Mapping[str, str] | None, not_found_is_task: bool
+        self,
+        path: str,
+        params: Mapping[str, str] | None,
+        not_found_is_task: bool,
+        priority: Priority = Priority.LISTING,
     ) -> Reply:
+        # A read waiting here has not failed: it has not been sent yet.
         try:
-            async with self._reads:
+            async with await self.budget.slot(priority), self._reads:
                 response = await self._client.get(path, params=params)
         except httpx.HTTPError as exc:
             raise self.error_from_exception(exc, f"GET {path}") from None
@@ -439,8 +456,15 @@ class RelayHTTP:
                     f"GET {path}: not found on this relay ({err.detail})", status=404
                 )
             raise err
+        data = self.decode(response, text)
+        fields = error_fields(data)
+        if fields is not None and says_rate(" ".join(fields)):
+            # new-api also refuses with a 200 whose body says "1分钟内最多请求10次".
+            refusal = self.error_from_payload(data)
+            if refusal is not None:
+                raise refusal
         return Reply(
-            self.decode(response, text),
+            data,
             parse_retry_after(response.headers.get("retry-after")),
             response.status_code,
         )
@@ -466,6 +490,8 @@ class RelayHTTP:
         watch = _submit_watch.get()
         attempt = 0
         while True:
+            # Waiting for the budget sends nothing: a cancel here is refunded.
+            slot = await self.budget.slot(Priority.SUBMIT)
             try:
                 response = await self._client.post(
                     path, headers=idem, extensions=_watch_extensions(watch), **kwargs
@@ -473,6 +499,7 @@ class RelayHTTP:
                 break
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the relay: safe to try again.
+                slot.answered()
                 _refused(watch)
                 if attempt >= self.retry.submit_connect_retries:
                     raise _unreached(self.error_from_exception(exc, f"POST {path}")) from None
@@ -483,6 +510,8 @@ class RelayHTTP:
             except httpx.HTTPError as exc:
                 # The request may have been accepted: never repeat it.
                 raise self.error_from_exception(exc, f"POST {path} (not retried)") from None
+            finally:
+                slot.answered()
         text = response.text
         if response.status_code >= 400:
             error = self.error_from_response(response, text)
@@ -513,6 +542,7 @@ class RelayHTTP:
         attempt = 0
         async with AsyncExitStack() as stack:
             while True:
+                slot = await self.budget.slot(Priority.SUBMIT)
                 try:
                     source = await stack.enter_async_context(
                         aconnect_sse(
@@ -527,6 +557,7 @@ class RelayHTTP:
                     )
                     break
                 except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    slot.answered()
                     _refused(watch)
                     if attempt >= self.retry.submit_connect_retries:
                         raise _unreached(self.error_from_exception(exc, f"POST {path}")) from None
@@ -534,6 +565,8 @@ class RelayHTTP:
                     await self.clock.sleep(self.retry.delay(attempt - 1, None, self._rng))
                 except httpx.HTTPError as exc:
                     raise self.error_from_exception(exc, f"POST {path} (not retried)") from None
+                finally:
+                    slot.answered()  # at the headers: the stream may last minutes
             response = source.response
             if response.status_code >= 400:
                 try:
@@ -586,19 +619,38 @@ class RelayHTTP:
     async def _fetch_once(self, location: str, sink: BinaryIO, max_bytes: int | None) -> bool | str:
         """One try: True/False as `fetch_into`, or a reason string worth another try."""
         if location.startswith("/"):
-            async with self._client.stream("GET", location) as response:
+            async with self._budgeted(self._client, location) as response:
                 if response.is_redirect and response.headers.get("location"):
                     # A signed link elsewhere: the key stays with the relay.
                     location = str(response.url.join(response.headers["location"]))
                 else:
                     return await self._stream_body(response, sink, max_bytes, relay=True)
-        async with self._cdn.stream("GET", location) as response:
+        async with self._budgeted(self._cdn, location) as response:
             return await self._stream_body(response, sink, max_bytes, relay=False)
+
+    @asynccontextmanager
+    async def _budgeted(
+        self, client: httpx.AsyncClient, location: str
+    ) -> AsyncIterator[httpx.Response]:
+        """A streamed GET; one budget slot if it goes to the relay's own host (a path, or a
+        link there), counted when its headers arrive. A CDN elsewhere has its own limits."""
+        to_relay = location.startswith("/") or httpx.URL(location).netloc == self._relay_origin
+        slot = await self.budget.slot(Priority.DOWNLOAD) if to_relay else None
+        try:
+            async with client.stream("GET", location) as response:
+                if slot is not None:
+                    slot.answered()
+                yield response
+        finally:
+            if slot is not None:
+                slot.answered()
 
     async def _stream_body(
         self, response: httpx.Response, sink: BinaryIO, max_bytes: int | None, *, relay: bool
     ) -> bool | str:
         status = response.status_code
+        if status == 429 and relay:
+            self.budget.refused(parse_retry_after(response.headers.get("retry-after")))
         if status >= 500 or status in (408, 425, 429) or (relay and status == 404):
             return f"HTTP {status}"  # a relay may not serve the file the moment it says done
         if status >= 400:

@@ -180,6 +180,7 @@ class RelayPool:
                         polls_per_second=settings.relay_polls_per_second,
                         clock=clock,
                         stream_idle=settings.relay_stream_idle_seconds,
+                        requests_per_minute=settings.relay_requests_per_minute,
                     ),
                 )
                 for config in settings.relay_configs()

@@ -12,8 +12,8 @@ from pydantic import SecretStr
 
 from bot.clock import Clock
 from bot.relay import official, task
-from bot.relay.callbacks import Hook
 from bot.relay.budget import RequestBudget
+from bot.relay.callbacks import Hook
 from bot.relay.errors import InvalidResponseError
 from bot.relay.http import RelayHTTP, RetryPolicy
 from bot.relay.models import (

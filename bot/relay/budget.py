@@ -11,7 +11,7 @@ download from the relay, model list) takes a slot here before it is sent.
   that counts in whole seconds keeps the same minute-long gaps).
 - **Priorities.** Waiting requests go by class: submits (a member is waiting for the
   job to start), then downloads of finished videos (the member's result is made and
-  paid), then status reads, then listings. A request that has waited a whole window
+  paid), then status reads, then listings. A request that has waited two windows
   goes before any class, oldest first, so no class starves another.
 - **A 429 shrinks the budget.** A refusal ("too many requests", new-api's
   "您已达到请求数限制：1分钟内最多请求N次", in any status) halves the budget, or takes the
@@ -129,7 +129,9 @@ class RequestBudget:
         self.window = window
         self.margin = margin
         self.shrink_for = shrink_for
-        self.starve_after = window if starve_after is None else starve_after
+        # One window would age every waiter of a full budget at once (first come, first
+        # served); two keep the classes while bounding how long a status read waits.
+        self.starve_after = 2 * window if starve_after is None else starve_after
         self._stamps: list[float] = []  # min-heap: when each counted request was answered
         self._in_flight = 0
         self._waiters: list[_Waiter] = []
@@ -210,7 +212,7 @@ class RequestBudget:
         self._wake()
 
     def _next(self) -> _Waiter:
-        """The waiter to serve: one that has waited a whole window (oldest first), else
+        """The waiter to serve: one that has waited `starve_after` (oldest first), else
         the best class, first come first served within it."""
         aged = self.clock.monotonic() - self.starve_after
         starving = [w for w in self._waiters if w.since <= aged]

@@ -148,6 +148,8 @@ class FakeDiscord:
         edit_rate_limit: tuple[int, float] = (5, 5.0),
         message_rate_limit: tuple[int, float] = (5, 5.0),
         default_rate_limit: tuple[int, float] = (50, 1.0),
+        global_rate_limit: tuple[int, float] = (50, 1.0),
+        answer_delay: Callable[[str, str], Awaitable[None]] | None = None,
         bot_permissions: int = DEFAULT_BOT_PERMISSIONS,
         default_guild: bool = True,
     ) -> None:
@@ -161,6 +163,12 @@ class FakeDiscord:
         self.edit_rate_limit = edit_rate_limit
         self.message_rate_limit = message_rate_limit
         self.default_rate_limit = default_rate_limit
+        # Discord's global limit: requests made with the bot token, all routes together;
+        # interaction callbacks and webhook-token routes don't count against it.
+        self.global_rate_limit = global_rate_limit
+        # Awaited with (method, path) before each REST request is handled: how long Discord
+        # takes to answer it (e.g. a quarter second of the bot's clock). None: at once.
+        self.answer_delay = answer_delay
         self.bot_permissions = bot_permissions
 
         self.snowflake = SnowflakeFactory()
@@ -540,6 +548,8 @@ class FakeDiscord:
         return (json.loads(raw) if raw else None), files
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
+        if self.answer_delay is not None:
+            await self.answer_delay(request.method, "/" + request.match_info["tail"])
         method = request.method
         path = "/" + request.match_info["tail"]
         matched = self._match(method, path)
@@ -602,6 +612,13 @@ class FakeDiscord:
                 log(401, 0)
                 return json_response({"message": "401: Unauthorized", "code": 0}, status=401)
 
+        if route.auth:
+            limit, period = self.global_rate_limit
+            overall = self.ratelimiter.take(BucketSpec("global", "", limit, period))
+            if not overall.allowed:
+                self.rate_limited_count += 1
+                log(429)
+                return rate_limited_response(overall.retry_after, is_global=True, scope="global")
         spec = route.bucket(params) if route.bucket else self._default_bucket(route, params)
         decision = self.ratelimiter.take(spec)
         if not decision.allowed:

@@ -1,12 +1,20 @@
 """One Discord message per job, kept current while the video renders, then the delivery.
 
 Engine updates arrive far faster than Discord lets a message change, so each job has a
-writer task that renders only the latest state, at most once per `min_interval`. The
+writer task that renders only the latest state: states that follow each other within
+`COALESCE_SECONDS` are written once, and while a job renders its message changes about
+every `min_interval` (aimed a little early, so that waiting for the bot-wide edit budget
+doesn't stretch a gap past it). The final state is never held back by any of this. The
 interaction token that lets the bot edit its reply expires after 15 minutes; before that,
 progress moves to a message the bot owns in the channel, so every job ends visible.
 
 A finished video is shown at once (result, link, buttons), skipping the progress pacing;
 its file is then streamed to a temporary file, attached in a later edit, and removed.
+
+Discord's limits differ by where the message lives: edits through an interaction token
+count against that token's own webhook bucket (not the channel's, nor the bot's global
+limit), while messages the bot owns share the channel's 5-edits-per-5-s bucket, which
+`CHANNEL_EDITS_PER_SECOND` paces.
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +51,13 @@ DISCORD_TOKEN_LIFETIME = 15 * 60
 DELIVERY_RETRIES = (2.0, 10.0, 30.0)
 CHANNEL_EDITS_PER_SECOND = 1.0
 DOWNLOAD_PREFIX = "sora-"
+COALESCE_SECONDS = 0.25
+"""How long a writer lets a new state settle before showing it: queued, starting and
+failed a few milliseconds apart become one edit showing the failure."""
+AIM_EARLY = 0.1
+"""Share of `min_interval` by which a render's next edit is aimed early, so that a short
+wait for the bot-wide edit budget doesn't stretch the gap a member sees past it. (A fixed
+share keeps jobs that started together on the staggered slots the budget gave them.)"""
 NETWORK_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError, OSError)
 """What discord.py raises when a request gets no HTTP answer at all (a dropped or refused
 connection, a timeout): a passing failure, like a 5xx, not a reason to lose a job."""
@@ -56,6 +72,46 @@ class _Writer:
     finished: asyncio.Event = field(default_factory=asyncio.Event)  # cuts any pacing short
     task: asyncio.Task[None] | None = None
     last_edit: float = float("-inf")
+    slot: float | None = None  # when its next edit may be made (booked in the budget)
+
+
+class EditSlots:
+    """The bot-wide edit budget as a calendar: slots `1 / rate` seconds apart, one edit each.
+
+    A job books its next edit as soon as it made one, for when its cadence is due, and
+    takes the latest free slot at or before that; only when none is left between now and
+    then does it take the first free one after. Jobs that started together are so spread
+    out ahead of their due time rather than queued behind it, and keep their places.
+    """
+
+    def __init__(self, rate: float, clock: Clock) -> None:
+        self.step = 1.0 / rate if rate > 0 else 0.0
+        self.clock = clock
+        self._taken: set[int] = set()
+
+    def book(self, due: float) -> float:
+        """Book a slot for an edit due at `due` (clock.monotonic()); return its time."""
+        now = self.clock.monotonic()
+        if not self.step:
+            return max(now, due)
+        first = math.ceil(now / self.step)
+        if self._taken and min(self._taken) < first:
+            self._taken = {k for k in self._taken if k >= first}
+        want = max(first, math.floor(due / self.step)) if due > now else first
+        slot = want
+        while slot >= first and slot in self._taken:
+            slot -= 1
+        if slot < first:
+            slot = want + 1
+            while slot in self._taken:
+                slot += 1
+        self._taken.add(slot)
+        return slot * self.step
+
+    def release(self, at: float) -> None:
+        """The edit booked for `at` is made (or not needed): its slot is free again."""
+        if self.step:
+            self._taken.discard(round(at / self.step))
 
 
 class LiveMessages:
@@ -83,7 +139,7 @@ class LiveMessages:
             _sweep(download_dir)
         # Progress edits of all jobs share one budget: Discord allows a bot about 50
         # requests a second in all, and a thousand renders must not spend them.
-        self._edits = Pacer(edits_per_second, self.clock)
+        self._slots = EditSlots(edits_per_second, self.clock)
         self._writers: dict[int, _Writer] = {}
         self._closing = False
         self._born = self.clock.now()
@@ -123,7 +179,12 @@ class LiveMessages:
         )
         job = await self.bot.db.jobs.get(job_id)
         if job is not None:
-            await self.on_update(JobUpdate("finished" if job.is_final else "progress", job))
+            update = JobUpdate("finished" if job.is_final else "progress", job)
+            writer = self._writers.setdefault(job_id, _Writer(update))
+            # The post was the message's first change: the next one keeps the cadence, so
+            # states close behind it (starting, then failed) are written once, latest first.
+            writer.last_edit = self.clock.monotonic()
+            await self.on_update(update)
 
     async def detach(self, job_id: int) -> None:
         """The command could not post the job's first message: show the job in its channel
@@ -161,10 +222,17 @@ class LiveMessages:
     async def _write_loop(self, job_id: int, writer: _Writer) -> None:
         try:
             while True:
-                await self._next_change(writer)
-                wait = writer.last_edit + self.min_interval - self.clock.monotonic()
-                if wait > 0:
-                    await _unless_finished(writer, self.clock.sleep(wait))
+                if writer.slot is None:
+                    await writer.wake.wait()  # a new state (nothing is ticking yet)
+                    if writer.last_edit == float("-inf"):
+                        await self._unless_final(writer, COALESCE_SECONDS)
+                    writer.slot = self._slots.book(writer.last_edit + self._gap())
+                # Wait for this edit's slot in the budget, at the cadence; states that come
+                # meanwhile replace each other, and a finished one is shown at once.
+                await self._unless_final(writer, writer.slot - self.clock.monotonic())
+                if writer.slot > self.clock.monotonic():  # cut short: the slot stays unused
+                    self._slots.release(writer.slot)
+                writer.slot = None
                 writer.wake.clear()
                 update = writer.update
                 job = await self.bot.db.jobs.get(job_id) or update.job
@@ -175,10 +243,10 @@ class LiveMessages:
                         await self._deliver_with_retries(job)
                     self._writers.pop(job_id, None)
                     return
-                if not await _unless_finished(writer, self._edits.wait()):
-                    continue  # the result came while this edit waited its turn: show that
                 await self._show_progress(job, update.queue_position)
                 writer.last_edit = self.clock.monotonic()
+                if self.min_interval > 0:  # keep moving (elapsed, estimate) while it renders
+                    writer.slot = self._slots.book(writer.last_edit + self._gap())
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -211,16 +279,19 @@ class LiveMessages:
         await self.bot.db.jobs.mark_shown(job.id)
         await self.bot.db.jobs.mark_delivered(job.id)
 
-    async def _next_change(self, writer: _Writer) -> None:
-        """Wait for an update; while a job renders, also wake every `min_interval` so the
-        message keeps moving (elapsed time, estimate) when the relay's percent stalls."""
-        never_shown = writer.last_edit == float("-inf")  # nothing to keep moving yet
-        if writer.wake.is_set() or self.min_interval <= 0 or never_shown:
-            await writer.wake.wait()
-            return
-        due = writer.last_edit + self.min_interval - self.clock.monotonic()
-        woken = asyncio.ensure_future(writer.wake.wait())
-        tick = asyncio.ensure_future(self.clock.sleep(min(max(due, 0.0), self.min_interval)))
+    def _gap(self) -> float:
+        """Time from one progress edit to the next: `min_interval`, aimed a little early."""
+        return max(0.0, self.min_interval * (1 - AIM_EARLY))
+
+    async def _unless_final(self, writer: _Writer, seconds: float) -> None:
+        """Sleep `seconds`, or less if the job's final state arrives: that is never paced."""
+        if seconds > 0 and not writer.finished.is_set():
+            await self._until(writer.finished, seconds)
+
+    async def _until(self, event: asyncio.Event, seconds: float) -> None:
+        """Wait until `event` is set or `seconds` have passed on the bot's clock."""
+        woken = asyncio.ensure_future(event.wait())
+        tick = asyncio.ensure_future(self.clock.sleep(seconds))
         try:
             await asyncio.wait({woken, tick}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -396,23 +467,6 @@ def _sweep(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for leftover in folder.glob(f"{DOWNLOAD_PREFIX}*.part"):
         leftover.unlink(missing_ok=True)
-
-
-async def _unless_finished(writer: _Writer, step: Awaitable[None]) -> bool:
-    """Await a pacing step unless the job's result arrives first (it is shown at once);
-    False when the result came."""
-    if writer.finished.is_set():
-        if asyncio.iscoroutine(step):
-            step.close()
-        return False
-    pace = asyncio.ensure_future(step)
-    result = asyncio.ensure_future(writer.finished.wait())
-    try:
-        await asyncio.wait({pace, result}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        pace.cancel()
-        result.cancel()
-    return not writer.finished.is_set()
 
 
 def _relay_path(job: Job) -> bool:

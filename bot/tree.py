@@ -8,8 +8,10 @@ generic apology, so no traceback ever reaches Discord.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -126,7 +128,80 @@ def server_only(command: object) -> bool:
     return bool(getattr(root, "guild_only", False))
 
 
+class AckFirst:
+    """Acknowledgements go before any other work of a burst of commands.
+
+    Discord drops an interaction not answered within 3 s, and a member reads "thinking"
+    only once it is answered; the job's database rows and first message can wait a few
+    milliseconds. Every command counts as unanswered from the moment its gateway frame is
+    parsed until it is deferred (or its handler ends); work after a defer first waits
+    until none is unanswered, for at most `max_wait` seconds so nothing starves.
+    """
+
+    def __init__(self, max_wait: float = 1.0) -> None:
+        self.max_wait = max_wait
+        self._unanswered: set[int] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def arrived(self, interaction: discord.Interaction[Any]) -> None:
+        self._unanswered.add(interaction.id)
+        self._idle.clear()
+
+    def answered(self, interaction: discord.Interaction[Any]) -> None:
+        self._unanswered.discard(interaction.id)
+        if not self._unanswered:
+            self._idle.set()
+
+    @property
+    def unanswered(self) -> int:
+        return len(self._unanswered)
+
+    async def defer(self, interaction: discord.Interaction[Any], **options: Any) -> None:
+        """Defer `interaction`, then let the other acknowledgements of the burst go first."""
+        try:
+            await interaction.response.defer(**options)
+        finally:
+            self.answered(interaction)
+        await self.settled()
+
+    async def settled(self) -> None:
+        """Return once no command waits for its acknowledgement (or `max_wait` passed).
+
+        Commands released together go on in the order they arrived (a job's number and
+        its place in the queue follow that order): the last one answered, which finds
+        nothing to wait for, still steps behind those woken by its answer.
+        """
+        if self._idle.is_set():
+            await asyncio.sleep(0)
+            return
+        try:
+            async with asyncio.timeout(self.max_wait):
+                await self._idle.wait()
+        except TimeoutError:
+            pass
+
+
 class VideoTree(app_commands.CommandTree):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acks = AckFirst()
+
+    def _from_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Called by discord.py as the gateway frame is parsed (before any task runs):
+        count the command as unanswered until its handler defers or ends."""
+        self.acks.arrived(interaction)
+
+        async def wrapper() -> None:
+            try:
+                await self._call(interaction)
+            except app_commands.AppCommandError as e:
+                await self._dispatch_error(interaction, e)
+            finally:
+                self.acks.answered(interaction)
+
+        self.client.loop.create_task(wrapper(), name="CommandTree-invoker")
+
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Server-only commands are hidden in DMs, but a stale client or a raw request can
         still send one: refuse it with one sentence before it runs (or spends anything)."""

@@ -16,7 +16,7 @@ from bot.jobs.engine import JobError, Requester
 from bot.live_messages import NETWORK_ERRORS
 from bot.relay.models import ImageInput, Shot, VideoRequest
 from bot.store.jobs import Job, NewJob
-from bot.tree import UserFacingError, locale_of, member_context, render_error
+from bot.tree import UserFacingError, VideoTree, locale_of, member_context, render_error
 from bot.ui.embeds import job_embed
 from bot.ui.i18n import t
 from bot.ui.views import JOB_BUTTONS, RemixModal, StoryboardModal, progress_view
@@ -102,7 +102,9 @@ class Video(commands.Cog):
         private: bool = False,
     ) -> None:
         attachments = [a for a in (image, image2, image3) if a is not None]
-        # Cheap checks first, answered privately before anything is deferred or spent.
+        # Checks that need nothing but the options are answered privately at once; all
+        # else (the database, aliases, downloads) waits until the command is acknowledged
+        # and its errors arrive as a private follow-up.
         for attachment in attachments:
             check_declared(
                 attachment.filename,
@@ -110,17 +112,11 @@ class Video(commands.Cog):
                 attachment.size,
                 self.bot.settings.max_image_bytes,
             )
-        prompt = await self._rewrite(interaction, prompt)
-        fields = dict(
-            prompt=prompt,
-            orientation=orientation,
-            duration=duration,
-            hd=hd,
-            model=model,
-            private=private,
-        )
-        VideoRequest.build(**fields)
-        await interaction.response.defer(thinking=True)
+        fields = dict(orientation=orientation, duration=duration, hd=hd, model=model)
+        VideoRequest.build(prompt=prompt, private=private, **fields)
+        await self._acknowledge(interaction)
+        fields.update(prompt=await self._rewrite(interaction, prompt), private=private)
+        VideoRequest.build(**fields)  # an alias's text may break a rule: say so before a download
         images = [await self._read_image(a) for a in attachments]
         await self.start_job(interaction, VideoRequest.build(**fields, images=images))
 
@@ -213,6 +209,14 @@ class Video(commands.Cog):
             interaction_token=interaction.token,
         )
 
+    async def _acknowledge(self, interaction: discord.Interaction) -> None:
+        """Defer publicly ("thinking"), then let the rest of a burst be acknowledged first."""
+        tree = self.bot.tree
+        if isinstance(tree, VideoTree):
+            await tree.acks.defer(interaction, thinking=True)
+        else:
+            await interaction.response.defer(thinking=True)
+
     async def _rewrite(self, interaction: discord.Interaction, prompt: str) -> str:
         if interaction.guild_id is None or "@" not in prompt:
             return prompt
@@ -231,7 +235,7 @@ class Video(commands.Cog):
         await self._guarded(interaction, self._rerun, job_id)
 
     async def _rerun(self, interaction: discord.Interaction, job_id: int) -> None:
-        await interaction.response.defer(thinking=True)
+        await self._acknowledge(interaction)
         new = await self.bot.engine.rerun(job_id, requester(interaction))
         await self._post_progress(interaction, new)
 
@@ -253,8 +257,8 @@ class Video(commands.Cog):
         await self._guarded(interaction, go, job_id)
 
     async def _remix(self, interaction: discord.Interaction, job_id: int, prompt: str) -> None:
+        await self._acknowledge(interaction)
         rewritten = await self._rewrite(interaction, prompt)
-        await interaction.response.defer(thinking=True)
         new = await self.bot.engine.remix(job_id, rewritten, requester(interaction))
         await self._post_progress(interaction, new)
 
@@ -296,9 +300,10 @@ class Video(commands.Cog):
         prompt: str,
     ) -> None:
         async def go(interaction: discord.Interaction, _job_id: int) -> None:
+            VideoRequest.build(**options, prompt=prompt, storyboard=list(shots))
+            await self._acknowledge(interaction)
             rewritten = await self._rewrite(interaction, prompt)
             request = VideoRequest.build(**options, prompt=rewritten, storyboard=list(shots))
-            await interaction.response.defer(thinking=True)
             await self.start_job(interaction, request)
 
         await self._guarded(interaction, go, 0)

@@ -56,12 +56,18 @@ async def test_bad_video_options_are_refused_at_once_and_cost_nothing(
     options: dict[str, Any],
     words: tuple[str, ...],
 ) -> None:
-    """Checked before the interaction is even deferred: an immediate private answer."""
+    """Options alone are checked before the interaction is even deferred: an immediate
+    private answer. An alias needs the database, which waits until the command is
+    acknowledged: then the public "thinking" is removed and the sentence is a private
+    follow-up."""
     bot = await start_bot()
     inter = await fake_discord.run_slash("video", options)
-    assert (await inter.wait_for_response()).type == 4
+    needs_database = "@" in options["prompt"]
+    assert (await inter.wait_for_response()).type == (5 if needs_database else 4)
     text = await refusal(inter)
     assert all(word in text for word in words), text
+    if needs_database:
+        assert inter.original is not None and inter.original.deleted
     await nothing_spent(bot, fake_discord, relay)
     await still_serves(fake_discord, 1)
 

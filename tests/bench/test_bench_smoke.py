@@ -70,6 +70,7 @@ async def test_economy_rows_produce_numbers() -> None:
         assert got[f"{fmt}: relay requests per render, all"] > reads
         p50, p95 = got[f"{fmt}: finished → visible, p50"], got[f"{fmt}: finished → visible, p95"]
         assert 0 < p50 <= p95 < 30  # seconds: every render was shown after the relay finished
+        assert got[f"{fmt}: finished → file attached, p50"] >= p50  # the file never comes first
         assert 0 < got[f"{fmt}: longest gap between visible changes"] < seconds * 3
         assert got[f"{fmt}: Discord 429s"] >= 0
     callbacks = "task+callbacks: status reads per render, max"

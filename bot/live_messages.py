@@ -49,7 +49,13 @@ log = logging.getLogger(__name__)
 DISCORD_UPLOAD_LIMIT = 10 * 1024 * 1024
 DISCORD_TOKEN_LIFETIME = 15 * 60
 DELIVERY_RETRIES = (2.0, 10.0, 30.0)
+ATTACH_HEADROOM = 5 * 60
+"""How long an interaction token must still be trusted (at most a third of `token_ttl`)
+for the file to follow the link in the same reply. With less left, the result moves to a
+message the bot owns first: a download outliving the token would otherwise leave the
+reply stuck at "attaching…" beside a second message carrying the file."""
 CHANNEL_EDITS_PER_SECOND = 1.0
+NO_MENTIONS = discord.AllowedMentions.none()
 DOWNLOAD_PREFIX = "sora-"
 COALESCE_SECONDS = 0.25
 """How long a writer lets a new state settle before showing it: queued, starting and
@@ -317,8 +323,14 @@ class LiveMessages:
         view = result_view(job, job.locale) if job.status == "succeeded" else None
         to_attach = job.status == "succeeded" and bool(job.result_url)
         if job.shown_at is None:
-            extra = {"content": t("live.attaching", job.locale)} if to_attach else {}
-            await self._edit_or_post(job, embed=embed, view=view, **extra)
+            shown = {"embed": embed, "view": view}
+            if to_attach:
+                shown["content"] = t("live.attaching", job.locale)
+            headroom = min(ATTACH_HEADROOM, self.token_ttl / 3)
+            if to_attach and self._token_expires_within(job, headroom):
+                await self._move_to_channel(job, {**shown, "allowed_mentions": NO_MENTIONS})
+            else:
+                await self._edit_or_post(job, **shown)
             if await self.bot.db.jobs.mark_shown(job.id):
                 await self._mention_owner(job)
             job = await self.bot.db.jobs.get(job.id) or job  # the message may have moved
@@ -400,10 +412,18 @@ class LiveMessages:
         limit = DISCORD_TOKEN_LIFETIME if job.id in self._channel_refused else self.token_ttl
         return bool(job.interaction_token) and self._token_age(job) < limit
 
+    def _token_expires_within(self, job: Job, seconds: float) -> bool:
+        """The reply is edited through its token, which stops being trusted within `seconds`."""
+        return (
+            job.message_id is not None
+            and job.interaction_token is not None
+            and self._token_age(job) + seconds >= self.token_ttl
+        )
+
     async def _edit_or_post(self, job: Job, **content: Any) -> None:
         """Edit the job's message through the interaction while its token lives, then through
         a channel message the bot owns; a deleted message is replaced by a new one."""
-        content.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        content.setdefault("allowed_mentions", NO_MENTIONS)
         if job.message_id is not None and self._token_fresh(job):
             webhook = discord.Webhook.partial(
                 self.bot.application_id or 0, job.interaction_token or "", client=self.bot

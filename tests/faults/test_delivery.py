@@ -11,12 +11,13 @@ without showing the result again.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.fakes.discord import FakeDiscord, RecordedMessage
 from bot.fakes.relay import FakeRelay
 from bot.settings import Settings
@@ -283,3 +284,29 @@ def _part_holding(folder: Path, size: int) -> bytes | None:
     if len(files) == 1 and files[0].stat().st_size >= size:
         return files[0].read_bytes()
     return None
+
+
+async def test_a_render_ending_late_in_the_token_brings_its_file_in_one_message(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    """The render ends 11 minutes in and the download outlives the reply's 15-minute token:
+    the result moves to a message the bot owns before the download, so the file lands in
+    that message instead of a second one beside a reply stuck at "attaching…"."""
+    clock = FakeClock(datetime.now(UTC))
+    render, download, arrived = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    relay.fail_next("poll", status=None, wait=render)
+    relay.fail_next("files", status=None, wait=download, arrived=arrived)
+    bot = await start_bot(clock=clock)
+    inter = await fake_discord.run_slash("video", {"prompt": "a lantern at dusk"})
+    await inter.wait_until(lambda i: i.original is not None and bool(i.original.embeds))
+    clock.advance(11 * 60)  # the job's message is up; its render ends 11 minutes in
+    render.set()
+    await asyncio.wait_for(arrived.wait(), 15)
+    clock.advance(5 * 60)  # 16 minutes in: Discord no longer takes the reply's token
+    download.set()
+
+    message = await final_message(fake_discord, 1)
+    assert message.interaction_id is None and message.attachments
+    assert deliveries(fake_discord, 1) == [message]
+    assert inter.original is not None and not shows_result(inter.original)
+    assert await book(bot, fake_discord, 1) == CHARGED_ONCE

@@ -323,7 +323,7 @@ class LiveMessages:
         view = result_view(job, job.locale) if job.status == "succeeded" else None
         to_attach = job.status == "succeeded" and bool(job.result_url)
         if job.shown_at is None:
-            shown = {"embed": embed, "view": view}
+            shown: dict[str, Any] = {"embed": embed, "view": view}
             if to_attach:
                 shown["content"] = t("live.attaching", job.locale)
             headroom = min(ATTACH_HEADROOM, self.token_ttl / 3)

@@ -8,7 +8,9 @@ download from the relay, model list) takes a slot here before it is sent.
 - **The window.** A slot counts from the moment its answer began (headers, or an error),
   not from when it was sent: the relay counted it somewhere in between, so a slot that is
   free again here is certainly free at the relay, whatever the network's delay (a relay
-  that counts in whole seconds keeps the same minute-long gaps).
+  that counts in whole seconds keeps the same minute-long gaps). "Certainly" also at the
+  edge: a slot frees when a full window has passed, never a rounding error before it (a
+  sleep of what remains may land an ulp short; then the budget sleeps a microsecond more).
 - **Priorities.** Waiting requests go by class: submits (a member is waiting for the
   job to start), then downloads of finished videos (the member's result is made and
   paid), then status reads, then listings. A request that has waited two windows
@@ -40,7 +42,8 @@ WINDOW = 60.0
 MARGIN = 0.0
 SHRINK_SECONDS = 300.0
 MAX_PAUSE = 60.0
-# Times within this of each other are equal: a sleep of what remains may land an ulp short.
+# The shortest sleep: a sleep of what remains may land an ulp short of the edge, and the
+# next one must then get past it rather than spin.
 _EPS = 1e-6
 
 # new-api: "您已达到请求数限制：1分钟内最多请求10次"; English gateways: "10 requests per minute".
@@ -151,16 +154,22 @@ class RequestBudget:
 
     def limit(self) -> int | None:
         """Requests allowed in the current window (None: no limit)."""
-        if self._shrunk is not None and self.clock.monotonic() + _EPS >= self._shrunk_until:
+        if self._shrunk is not None and self.clock.monotonic() >= self._shrunk_until:
             self._shrunk = None
         if self._shrunk is None:
             return self.per_minute
         return self._shrunk if self.per_minute is None else min(self.per_minute, self._shrunk)
 
     def used(self) -> int:
-        """Requests in flight plus those answered within the window."""
-        edge = self.clock.monotonic() + _EPS - self.window - self.margin
-        while self._stamps and self._stamps[0] <= edge:
+        """Requests in flight plus those answered within the window.
+
+        A stamp leaves once a whole window has passed since it, exactly: the relay counted
+        the request at or before the stamp, so its window has passed there too. No
+        tolerance: one in the early direction would send a request the relay still counts
+        the old one against (a 429; on a submit, a job sent elsewhere or failed)."""
+        now = self.clock.monotonic()
+        span = self.window + self.margin
+        while self._stamps and now - self._stamps[0] >= span:
             heapq.heappop(self._stamps)
         return self._in_flight + len(self._stamps)
 
@@ -169,7 +178,7 @@ class RequestBudget:
         return len(self._waiters)
 
     def _free(self) -> bool:
-        if self.clock.monotonic() + _EPS < self._paused_until:
+        if self.clock.monotonic() < self._paused_until:
             return False
         limit = self.limit()
         return limit is None or self.used() < limit
@@ -233,8 +242,8 @@ class RequestBudget:
     def _until_change(self) -> float | None:
         """Seconds until a slot may free up by time alone; None if only an answer can."""
         now = self.clock.monotonic()
-        if now + _EPS < self._paused_until:
-            return self._paused_until - now
+        if now < self._paused_until:
+            return max(self._paused_until - now, _EPS)
         times = []
         if self._stamps:
             times.append(self._stamps[0] + self.window + self.margin - now)

@@ -280,3 +280,34 @@ async def test_new_apis_refusal_in_a_429_or_a_200_shrinks_the_budget(status: int
             assert relay.rate_refusals == 1
         finally:
             await http.aclose()
+
+
+def _ulp_short_offset() -> float:
+    """An advance from FakeClock's start to a reading `s` where sleeping the minute that
+    remains lands an ulp before `s + 60` (float rounding: about one reading in fifty)."""
+    for n in range(1, 100_000):
+        s = 1000.0 + n / 1000
+        if s + ((s + 60.0) - s) - 60.0 < s:
+            return n / 1000
+    raise AssertionError("no such reading")
+
+
+async def test_a_slot_frees_when_the_relay_frees_it_never_a_rounding_error_before() -> None:
+    """The relay counts a request when it arrives; the budget when its answer began, the
+    same instant on a FakeClock. When the budget's sleep to the window's edge lands an ulp
+    short, it must not send: the relay still counts the old request (a 429; on a submit,
+    the job goes elsewhere or fails). It waits the last microsecond instead."""
+    clock = FakeClock()
+    clock.advance(_ulp_short_offset())
+    async with FakeRelay(api_key=KEY, clock=clock) as relay:
+        relay.requests_per_minute = 1
+        http = RelayHTTP(relay.url, SecretStr(KEY), clock=clock, requests_per_minute=1)
+        try:
+            start = clock.monotonic()
+            await http.get_json("/v1/models")  # the minute's only request, counted at `start`
+            await http.post_json("/v2/videos/generations", {"prompt": "a kite"})
+            assert relay.rate_refusals == 0, "sent before the relay's minute had passed"
+            assert clock.monotonic() - start >= 60.0
+            assert len(relay.requests_to("submit")) == 1 and http.budget.waited == 1
+        finally:
+            await http.aclose()

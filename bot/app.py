@@ -16,6 +16,7 @@ import discord
 import yarl
 from discord.ext import commands
 
+from bot.catalogue import Catalogue
 from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
 from bot.jobs.engine import JobEngine
@@ -80,6 +81,7 @@ class VideoBot(commands.AutoShardedBot):
         )
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.catalogue: Catalogue = settings.catalogue()
         self.costs = CostTable.parse(settings.cost_table)
         self.sync_only = sync_only
         self.freeze_gc = freeze_gc  # the real process only; tests share their interpreter

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pydantic_settings
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from bot.catalogue import Catalogue
 
 RelayFormat = Literal["chat", "task", "official"]
 ChatStyle = Literal["suffix", "prefix"]
@@ -107,6 +110,9 @@ class Settings(BaseSettings):
     quota_user_daily: int = Field(default=24, ge=0)
     cost_table: str = "10=1,15=2,25=4,hd=2,sora-2=1,sora-2-pro=3"
 
+    # Models (bot/catalogue.py): None = the shipped catalogue only
+    models_file: Path | None = None
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -123,6 +129,24 @@ class Settings(BaseSettings):
         except CostTableError as exc:
             raise ValueError(str(exc).removeprefix("COST_TABLE ")) from None
         return value
+
+    @field_validator("models_file")
+    @classmethod
+    def _models_file(cls, value: Path | None) -> Path | None:
+        """A bad catalogue stops start-up here, with one line naming the entry and field."""
+        from bot.catalogue import CatalogueError, load_catalogue  # not a leaf: imported late
+
+        try:
+            load_catalogue(value)
+        except CatalogueError as exc:
+            raise ValueError(str(exc).removeprefix("MODELS_FILE ")) from None
+        return value
+
+    def catalogue(self) -> Catalogue:
+        """The model catalogue: the shipped defaults changed by `MODELS_FILE`."""
+        from bot.catalogue import load_catalogue
+
+        return load_catalogue(self.models_file)
 
     @field_validator("relay_base_url", "discord_api_base", "discord_gateway_url", "public_base_url")
     @classmethod

@@ -15,6 +15,7 @@ from bot.store.characters import (
 from bot.store.database import Database, MigrationError, SchemaTooNewError
 from bot.store.guilds import GuildRepo, GuildSettings
 from bot.store.jobs import ACTIVE_STATUSES, FINAL_STATUSES, Job, JobRepo, JobStatus, NewJob
+from bot.store.preferences import Defaults, PreferenceRepo, Preferences
 from bot.store.quotas import (
     UNLIMITED,
     GuildLimits,
@@ -37,6 +38,7 @@ __all__ = [
     "CharacterAlias",
     "CharacterRepo",
     "Database",
+    "Defaults",
     "GuildLimits",
     "GuildRepo",
     "GuildSettings",
@@ -46,6 +48,8 @@ __all__ = [
     "LedgerEntry",
     "MigrationError",
     "NewJob",
+    "PreferenceRepo",
+    "Preferences",
     "QuotaDrift",
     "QuotaExceededError",
     "QuotaRepo",

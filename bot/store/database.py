@@ -43,6 +43,7 @@ from bot.store.characters import CharacterRepo
 from bot.store.guilds import GuildRepo
 from bot.store.images import ImageRepo
 from bot.store.jobs import JobRepo
+from bot.store.preferences import PreferenceRepo
 from bot.store.quotas import QuotaRepo
 
 T = TypeVar("T")
@@ -172,7 +173,8 @@ async def connect(path: str | Path) -> aiosqlite.Connection:
 
 
 class Database:
-    """The bot's storage: `jobs`, `quotas`, `characters`, `guilds` and `images` repositories."""
+    """The bot's storage: `jobs`, `quotas`, `characters`, `guilds`, `images` and `preferences`
+    repositories."""
 
     def __init__(
         self,
@@ -199,6 +201,7 @@ class Database:
         self.characters = CharacterRepo(self)
         self.guilds = GuildRepo(self)
         self.images = ImageRepo(self)
+        self.preferences = PreferenceRepo(self)
 
     @classmethod
     async def open(

@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot.catalogue import Catalogue
 from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
+from bot.jobs.defaults import DefaultsService
 from bot.jobs.engine import JobEngine
 from bot.live_messages import LiveMessages
 from bot.logs import install_token_redaction
@@ -33,7 +34,7 @@ from bot.ui.views import JobActions
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.video", "cogs.characters", "cogs.jobs", "cogs.admin")
+EXTENSIONS = ("cogs.video", "cogs.characters", "cogs.jobs", "cogs.admin", "cogs.settings")
 IMAGE_CLEANUP_INTERVAL = 3600.0  # real seconds between two sweeps of unused images
 
 
@@ -51,6 +52,7 @@ class VideoBot(commands.AutoShardedBot):
     db: Database
     relay: RelayPool
     engine: JobEngine
+    defaults: DefaultsService
     live: LiveMessages
     job_actions: JobActions  # set by the video cog; the persistent buttons call it
 
@@ -101,6 +103,8 @@ class VideoBot(commands.AutoShardedBot):
             default_guild_monthly=s.quota_guild_monthly,
             default_user_daily=s.quota_user_daily,
         )
+        self.defaults = DefaultsService(self.db.preferences, self.catalogue)
+        await self.defaults.load()
         await self.clean_images()
         self._image_cleaner = asyncio.create_task(self._clean_images_hourly(), name="images")
         self.relay = RelayPool.from_settings(s, clock=self.clock)
@@ -158,7 +162,9 @@ class VideoBot(commands.AutoShardedBot):
         # Real time, not self.clock: a test's fake clock would turn this into a busy loop.
         while True:
             await asyncio.sleep(IMAGE_CLEANUP_INTERVAL)
-            await self.clean_images()
+            self.defaults = DefaultsService(self.db.preferences, self.catalogue)
+        await self.defaults.load()
+        await self.clean_images()
 
     async def close(self) -> None:
         if self._image_cleaner is not None:

@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 
 from bot.images import AttachmentError
+from bot.jobs.defaults import ModelNotAllowedError
 from bot.jobs.engine import JobError
 from bot.relay.errors import ContentPolicyError, RelayError
 from bot.relay.models import InvalidRequest
@@ -27,6 +28,7 @@ from bot.ui.i18n import (
     attachment_error_text,
     invalid_request_text,
     job_error_text,
+    model_not_allowed_text,
     quota_error_text,
     relay_error_text,
     t,
@@ -77,6 +79,8 @@ def describe_error(exc: BaseException, locale: str) -> str | None:
             return alias_error_text(exc, locale)
         case JobError():
             return job_error_text(exc.code, exc.job_id, locale)
+        case ModelNotAllowedError():
+            return model_not_allowed_text(exc, locale)
         case ContentPolicyError():
             return t(f"content_policy_{exc.stage}", locale)
         case RelayError():

@@ -9,9 +9,12 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
+from bot.jobs.defaults import ModelNotAllowedError
+from bot.store.preferences import Defaults
 from bot.tree import locale_of, manages_guild, member_context
 from bot.ui.embeds import quota_embed, relay_status_embed
 from bot.ui.i18n import t
+from bot.ui.settings import labeller, summary
 
 if TYPE_CHECKING:
     from bot.app import VideoBot
@@ -24,17 +27,32 @@ class Quota(commands.Cog):
     @app_commands.command(name="quota", description=_("Show your and this server's video units"))
     async def quota(self, interaction: discord.Interaction) -> None:
         roles, is_admin = member_context(interaction)
+        locale = locale_of(interaction)
         status = await self.bot.db.quotas.status(
             interaction.guild_id, interaction.user.id, roles, is_admin=is_admin
         )
         embed = quota_embed(
             status,
-            locale_of(interaction),
+            locale,
             self.bot.clock.now(),
             in_guild=interaction.guild_id is not None,
             prices=self.bot.costs,
+            defaults=await self._defaults(interaction, locale),
         )
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    async def _defaults(self, interaction: discord.Interaction, locale: str) -> str | None:
+        """What a /video with no options renders here, with a pointer to /settings."""
+        if interaction.guild_id is None:
+            return None
+        try:
+            resolved = await self.bot.defaults.resolve(
+                interaction.guild_id, interaction.user.id, Defaults()
+            )
+        except ModelNotAllowedError:
+            return None
+        shown = summary(resolved, locale, labeller(self.bot.catalogue, locale))
+        return t("settings.quota_line", locale, summary=shown)
 
 
 @app_commands.guild_only()

@@ -15,7 +15,7 @@ from bot.store.characters import (
 from bot.store.database import Database, MigrationError, SchemaTooNewError
 from bot.store.guilds import GuildRepo, GuildSettings
 from bot.store.jobs import ACTIVE_STATUSES, FINAL_STATUSES, Job, JobRepo, JobStatus, NewJob
-from bot.store.preferences import Defaults, PreferenceRepo, Preferences
+from bot.store.preferences import Defaults, ModelNotAllowedError, PreferenceRepo, Preferences
 from bot.store.quotas import (
     UNLIMITED,
     GuildLimits,
@@ -47,6 +47,7 @@ __all__ = [
     "JobStatus",
     "LedgerEntry",
     "MigrationError",
+    "ModelNotAllowedError",
     "NewJob",
     "PreferenceRepo",
     "Preferences",

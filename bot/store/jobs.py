@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final, Literal, get_args
 from bot.relay.models import RelayFormat, VideoRequest
 from bot.store._util import UNSET, Unset, from_db, from_db_opt, to_db
 from bot.store.images import detach, store_for_job
+from bot.store.preferences import check_model_allowed
 from bot.store.quotas import Period, QuotaRepo, _insert_ledger
 
 if TYPE_CHECKING:
@@ -109,8 +110,9 @@ class JobRepo:
 
         Uploaded images are kept beside the row (`bot.store.images`) and the stored
         request names them by `ref`; the returned job carries that request, not the bytes.
-        Raises `QuotaExceededError`, or `ImagesGoneError` when a rerun's images were
-        cleaned up (nothing is written then).
+        Raises `QuotaExceededError`, `ModelNotAllowedError` when the server's admins don't
+        allow the model, or `ImagesGoneError` when a rerun's images were cleaned up
+        (nothing is written then).
         """
         if cost < 0:
             raise ValueError("cost must be >= 0")
@@ -121,6 +123,7 @@ class JobRepo:
         request_json = request.model_dump_json()
 
         def create(conn: sqlite3.Connection) -> int:
+            check_model_allowed(conn, new.guild_id, request.model)
             self._quotas._check(conn, new.guild_id, new.user_id, cost, roles, is_admin, at)
             job_id = _insert_job(conn, new, request_json, cost, at.stamp)
             store_for_job(conn, job_id, request, blobs, at.stamp)

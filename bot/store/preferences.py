@@ -23,6 +23,17 @@ FIELDS = ("model", "orientation", "duration", "hd", "private")
 _COLUMNS = ", ".join(FIELDS)
 
 
+class ModelNotAllowedError(Exception):
+    """The server's admins don't allow `model` here; `allowed` are the models that are."""
+
+    def __init__(self, model: str, allowed: Iterable[str]) -> None:
+        self.model = model
+        self.allowed = tuple(allowed)
+        super().__init__(
+            f"{model} is not allowed here (allowed: {', '.join(self.allowed) or 'none'})"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Defaults:
     """One level of defaults (a member's, or a server's); None = not set at this level."""
@@ -101,6 +112,16 @@ def _read_allowed(conn: sqlite3.Connection, guild_id: int) -> frozenset[str] | N
     return frozenset(row[0] for row in rows) or None
 
 
+def check_model_allowed(conn: sqlite3.Connection, guild_id: int | None, model: str) -> None:
+    """Inside the transaction that reserves a job's units: refuse a model the server's
+    admins took away, so nothing is reserved for it (commands, reruns, remixes alike)."""
+    if guild_id is None:
+        return
+    allowed = _read_allowed(conn, guild_id)
+    if allowed is not None and model not in allowed:
+        raise ModelNotAllowedError(model, sorted(allowed))
+
+
 class PreferenceRepo:
     """Reads and writes `member_defaults`, `server_defaults` and `server_allowed_models`."""
 
@@ -130,6 +151,15 @@ class PreferenceRepo:
     async def allowed_models(self, guild_id: int) -> frozenset[str] | None:
         """The models members may use in `guild_id`; None = every catalogue model."""
         return await self._db.run(lambda conn: _read_allowed(conn, guild_id))
+
+    async def guilds_with_settings(self) -> set[int]:
+        """Every server with any defaults or allowed models stored (read once at start-up,
+        so servers without settings need no read before a command is acknowledged)."""
+        rows = await self._db.fetchall(
+            "SELECT guild_id FROM member_defaults UNION SELECT guild_id FROM server_defaults"
+            " UNION SELECT guild_id FROM server_allowed_models"
+        )
+        return {int(row[0]) for row in rows}
 
     async def set_member(
         self,

@@ -367,9 +367,11 @@ def quota_embed(
     *,
     in_guild: bool = True,
     prices: CostTable | None = None,
+    defaults: str | None = None,
 ) -> discord.Embed:
     """The member's units and (in a server) the server's, resets as relative timestamps;
-    with `prices`, what each video costs, so a member can see why pro spends more."""
+    with `prices`, what each video costs, so a member can see why pro spends more; with
+    `defaults`, what a /video with no options renders for them here (/settings)."""
     embed = discord.Embed(title=f"🎟️ {t('quota.title', locale)}", colour=BLURPLE, timestamp=now)
     if status.user_exempt:
         mine = t("quota.exempt", locale)
@@ -381,6 +383,8 @@ def quota_embed(
         embed.add_field(name=t("quota.server", locale), value=server, inline=False)
     if prices is not None:
         embed.add_field(name=t("quota.prices", locale), value=prices_text(prices, locale))
+    if defaults is not None:
+        embed.add_field(name=t("field.defaults", locale), value=defaults, inline=False)
     return fit(embed)
 
 

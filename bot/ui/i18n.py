@@ -208,6 +208,46 @@ EN: Final[dict[str, str]] = {
     "live.attaching": "Finished; attaching the video file…",
     "live.fetch_failed_no_link": "The video is finished but could not be fetched from the "
     "video service, which gives no link to it; ask the bot's operator for the file.",
+    # Member and server defaults (/settings, bot/jobs/defaults.py).
+    "settings.title": "Video defaults",
+    "settings.yours": "Yours in this server",
+    "settings.server": "This server's",
+    "settings.allowed": "Models allowed here",
+    "settings.all_models": "All: {models}",
+    "settings.effective": "A /video with no options renders",
+    "settings.not_set": "Not set",
+    "settings.footer": "Options you type in /video always win; change these with /settings set.",
+    "settings.saved": "Saved: your defaults in this server.",
+    "settings.cleared": "Cleared: your defaults in this server.",
+    "settings.server_saved": "Saved: this server's defaults.",
+    "settings.server_cleared": "Cleared: this server's defaults.",
+    "settings.models_saved": "Members here can use {models}.",
+    "settings.models_all": "Members here can use every model.",
+    "settings.last_model": "At least one model must stay allowed; "
+    "use /settings-admin models reset to allow them all.",
+    "settings.unknown_model": "{model} is not a model this bot offers; pick one of {models}.",
+    "settings.not_allowed": "{model} is not allowed on this server; "
+    "the models allowed here are {models}.",
+    "settings.none_allowed": "No video model is allowed on this server right now; "
+    "ask an admin to run /settings-admin models reset.",
+    "settings.skipped.unknown": "{whose} default model {value} is no longer offered, "
+    "so this video uses {used}.",
+    "settings.skipped.not_allowed": "{whose} default model {value} is not allowed here, "
+    "so this video uses {used}.",
+    "settings.skipped.unsupported": "{whose} default {field} ({value}) doesn't fit {model}, "
+    "so this video uses {used}.",
+    "settings.skipped.unsupported_hd": "{whose} default HD doesn't fit {model}, "
+    "so this video is not in HD.",
+    "settings.whose.member": "Your",
+    "settings.whose.server": "This server's",
+    "settings.field.model": "model",
+    "settings.field.orientation": "orientation",
+    "settings.field.duration": "duration",
+    "settings.field.hd": "HD",
+    "settings.field.private": "private",
+    "settings.quota_line": "{summary} · change with /settings",
+    "field.private": "Private",
+    "field.defaults": "Your defaults",
     # Generic.
     "generic.not_allowed": "You don't have permission to do that.",
     "generic.guild_only": "This works only in a server, not in direct messages.",
@@ -368,6 +408,41 @@ ZH: Final[dict[str, str]] = {
     "live.attaching": "已完成,正在附上视频文件……",
     "live.fetch_failed_no_link": "视频已完成,但无法从视频服务取回,而它没有提供链接;"
     "请向机器人的运营者索取文件。",
+    "settings.title": "视频默认设置",
+    "settings.yours": "你在本服务器的设置",
+    "settings.server": "本服务器的设置",
+    "settings.allowed": "本服务器允许的模型",
+    "settings.all_models": "全部:{models}",
+    "settings.effective": "不带选项的 /video 将生成",
+    "settings.not_set": "未设置",
+    "settings.footer": "在 /video 中填写的选项总是优先;用 /settings set 修改这些设置。",
+    "settings.saved": "已保存你在本服务器的默认设置。",
+    "settings.cleared": "已清除你在本服务器的默认设置。",
+    "settings.server_saved": "已保存本服务器的默认设置。",
+    "settings.server_cleared": "已清除本服务器的默认设置。",
+    "settings.models_saved": "本服务器的成员可以使用 {models}。",
+    "settings.models_all": "本服务器的成员可以使用所有模型。",
+    "settings.last_model": "至少要保留一个允许的模型;"
+    "用 /settings-admin models reset 允许全部模型。",
+    "settings.unknown_model": "{model} 不是本机器人提供的模型;请从 {models} 中选择。",
+    "settings.not_allowed": "本服务器不允许使用 {model};这里允许的模型有 {models}。",
+    "settings.none_allowed": "本服务器目前不允许使用任何视频模型;"
+    "请管理员运行 /settings-admin models reset。",
+    "settings.skipped.unknown": "{whose}默认模型 {value} 已不再提供,本视频改用 {used}。",
+    "settings.skipped.not_allowed": "{whose}默认模型 {value} 在这里不被允许,本视频改用 {used}。",
+    "settings.skipped.unsupported": "{whose}默认{field}({value})不适用于 {model},"
+    "本视频改用 {used}。",
+    "settings.skipped.unsupported_hd": "{whose}默认高清不适用于 {model},本视频不使用高清。",
+    "settings.whose.member": "你的",
+    "settings.whose.server": "本服务器的",
+    "settings.field.model": "模型",
+    "settings.field.orientation": "方向",
+    "settings.field.duration": "时长",
+    "settings.field.hd": "高清",
+    "settings.field.private": "私密",
+    "settings.quota_line": "{summary} · 用 /settings 修改",
+    "field.private": "私密",
+    "field.defaults": "你的默认设置",
     "generic.not_allowed": "你没有权限执行此操作。",
     "generic.guild_only": "此操作只能在服务器中使用,不能在私信中使用。",
     "generic.internal_error": "我们这边出了问题;已记录为 {ref}。",
@@ -556,6 +631,14 @@ def alias_error_text(exc: Any, locale: str | discord.Locale | None) -> str:
     return str(getattr(exc, "message", exc))
 
 
+def model_not_allowed_text(exc: Any, locale: str | discord.Locale | None) -> str:
+    """The sentence for a `ModelNotAllowedError`: the model refused and those allowed here."""
+    allowed = tuple(getattr(exc, "allowed", ()))
+    if not allowed:
+        return t("settings.none_allowed", locale)
+    return t("settings.not_allowed", locale, model=exc.model, models=", ".join(allowed))
+
+
 def relay_error_text(code: str | None, locale: str | discord.Locale | None, **extra: Any) -> str:
     """The sentence for a stored error code: relay errors, request rule breaks, or a default."""
     if code:
@@ -629,6 +712,35 @@ ZH_COMMAND_TEXT: Final[dict[str, str]] = {
     "What to change": "要修改的内容",
     "Your video jobs": "你的视频任务",
     "sora-2 (default) or sora-2-pro": "sora-2(默认)或 sora-2-pro",
+    # /settings and /settings-admin (cogs/settings.py).
+    "Your video defaults in this server": "你在本服务器的视频默认设置",
+    "Show your defaults, the server's and the models allowed here": (
+        "查看你的默认设置、本服务器的默认设置和允许的模型"
+    ),
+    "Set your defaults for /video in this server": "设置你在本服务器使用 /video 的默认选项",
+    "Clear your defaults in this server": "清除你在本服务器的默认设置",
+    "Only this option (empty = all of them)": "只清除这一项(留空 = 全部)",
+    "Default model": "默认模型",
+    "Default orientation": "默认方向",
+    "Default length in seconds": "默认时长(秒)",
+    "Default HD (models with HD only)": "默认高清(仅限支持高清的模型)",
+    "Keep videos unpublished at the relay by default (no remixes)": (
+        "默认不在中转服务公开视频(无法被混剪)"
+    ),
+    "Set this server's video defaults and allowed models": "设置本服务器的视频默认选项和允许的模型",
+    "The server's defaults for /video": "本服务器 /video 的默认选项",
+    "Which models members can use": "成员可以使用哪些模型",
+    "Set the server's defaults for /video": "设置本服务器 /video 的默认选项",
+    "Clear the server's defaults": "清除本服务器的默认设置",
+    "Let members use a model here again": "重新允许成员在这里使用某个模型",
+    "Stop members using a model here": "禁止成员在这里使用某个模型",
+    "Let members use every model again": "重新允许成员使用所有模型",
+    "The model": "模型",
+    "Model": "模型",
+    "Orientation": "方向",
+    "Duration": "时长",
+    "HD": "高清",
+    "Private": "私密",
     # Choice names.
     "Portrait (9:16)": "竖屏(9:16)",
     "Landscape (16:9)": "横屏(16:9)",

@@ -261,6 +261,8 @@ async def test_commands_that_spend_or_touch_jobs_are_registered_server_only(
         "queue",
         "quota-admin",
         "relay",
+        "settings",
+        "settings-admin",
     }
     assert server_only <= synced.keys()
     for name in server_only:

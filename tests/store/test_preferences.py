@@ -65,3 +65,11 @@ async def test_defaults_survive_a_restart(db_path: Path, clock: FakeClock) -> No
     assert prefs.member.hd is False  # a stored "off" is not "not set"
     assert prefs.server == Defaults(duration=15)
     assert prefs.allowed_models == frozenset({"sora-2-pro"})
+
+
+async def test_the_servers_with_any_settings_are_listed(db: Database) -> None:
+    assert await db.preferences.guilds_with_settings() == set()
+    await db.preferences.set_member(1, 10, model="sora-2")
+    await db.preferences.set_server(2, hd=True)
+    await db.preferences.set_allowed_models(3, ["sora-2"])
+    assert await db.preferences.guilds_with_settings() == {1, 2, 3}

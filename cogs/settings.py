@@ -1,0 +1,334 @@
+"""/settings for members (their defaults in this server) and /settings-admin for members
+who manage the server (the server's defaults and which models members may use)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.app_commands import locale_str as _
+from discord.ext import commands
+
+from bot.jobs.defaults import Resolved, check_allowed, resolve
+from bot.relay.models import VideoRequest
+from bot.store.preferences import Defaults, Preferences
+from bot.tree import UserFacingError, locale_of, manages_guild
+from bot.ui.i18n import t
+from bot.ui.settings import labeller, settings_embed
+
+if TYPE_CHECKING:
+    from bot.app import VideoBot
+
+ORIENTATIONS = [
+    app_commands.Choice(name=_("Portrait (9:16)"), value="portrait"),
+    app_commands.Choice(name=_("Landscape (16:9)"), value="landscape"),
+]
+OPTIONS = [
+    app_commands.Choice(name=_("Model"), value="model"),
+    app_commands.Choice(name=_("Orientation"), value="orientation"),
+    app_commands.Choice(name=_("Duration"), value="duration"),
+    app_commands.Choice(name=_("HD"), value="hd"),
+    app_commands.Choice(name=_("Private"), value="private"),
+]
+SET_DESCRIPTIONS: dict[str, Any] = {
+    "model": _("Default model"),
+    "orientation": _("Default orientation"),
+    "duration": _("Default length in seconds"),
+    "hd": _("Default HD (models with HD only)"),
+    "private": _("Keep videos unpublished at the relay by default (no remixes)"),
+}
+AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
+
+
+def _changes(**given: Any) -> dict[str, Any]:
+    return {name: value for name, value in given.items() if value is not None}
+
+
+class SettingsBase:
+    """What the member and admin commands share: validation, autocomplete, the embed."""
+
+    bot: VideoBot
+
+    def _validate(self, prefs: Preferences, level: str, changes: dict[str, Any]) -> None:
+        """Refuse, with one sentence, defaults that could never render: an unknown or
+        disallowed model, or options the model they would render with lacks. The new
+        values are checked as if typed in /video, together with the other stored ones."""
+        catalogue = self.bot.catalogue
+        model = changes.get("model")
+        if model is not None:
+            entry = catalogue.get(model)
+            if entry is None:
+                names = ", ".join(catalogue.names())
+                raise UserFacingError("settings.unknown_model", model=model, models=names)
+            changes["model"] = entry.name
+            check_allowed(entry.name, prefs.allowed_models, catalogue)
+        if level == "member":
+            trial = replace(prefs, member=replace(prefs.member, **changes))
+        else:  # a server default applies to members who set nothing themselves
+            trial = replace(prefs, member=Defaults(), server=replace(prefs.server, **changes))
+        resolved = resolve(Defaults(**changes), trial, catalogue)
+        request = VideoRequest.build(prompt="settings", **resolved.fields())
+        catalogue.check(request)
+
+    async def _show(self, interaction: discord.Interaction, note: str | None = None) -> None:
+        """The embed of everything that decides what a /video with no options renders."""
+        assert interaction.guild_id is not None
+        locale = locale_of(interaction)
+        catalogue = self.bot.catalogue
+        prefs = await self.bot.db.preferences.get(interaction.guild_id, interaction.user.id)
+        resolved: Resolved | None
+        try:
+            resolved = resolve(Defaults(), prefs, catalogue)
+        except Exception:  # nothing allowed here: the embed says which models are
+            resolved = None
+        allowed = [
+            e.name
+            for e in catalogue
+            if prefs.allowed_models is None or e.name in prefs.allowed_models
+        ]
+        embed = settings_embed(
+            prefs,
+            resolved,
+            allowed,
+            locale,
+            restricted=prefs.allowed_models is not None,
+            label=labeller(catalogue, locale),
+        )
+        if note is None:
+            await interaction.followup.send(embed=embed, ephemeral=True)
+        else:
+            await interaction.followup.send(note, embed=embed, ephemeral=True)
+
+    async def _model_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """Catalogue models allowed here whose name or label contains what was typed."""
+        locale = locale_of(interaction)
+        allowed = (
+            await self.bot.defaults.allowed_models(interaction.guild_id)
+            if interaction.guild_id is not None
+            else list(self.bot.catalogue)
+        )
+        typed = current.strip().lower()
+        return [
+            app_commands.Choice(name=entry.label_for(locale)[:100], value=entry.name)
+            for entry in allowed
+            if typed in entry.name.lower() or typed in entry.label_for(locale).lower()
+        ][:AUTOCOMPLETE_LIMIT]
+
+    async def _duration_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        """The durations of the model chosen in the same command, else of every model."""
+        locale = locale_of(interaction)
+        entry = self.bot.catalogue.get(getattr(interaction.namespace, "model", None))
+        durations = list(entry.durations) if entry else self.bot.catalogue.durations()
+        return [
+            app_commands.Choice(name=t("value.seconds", locale, n=d), value=d)
+            for d in durations
+            if current.strip() in str(d)
+        ][:AUTOCOMPLETE_LIMIT]
+
+
+@app_commands.guild_only()
+class Settings(
+    SettingsBase,
+    commands.GroupCog,
+    group_name="settings",
+    group_description=_("Your video defaults in this server"),
+):
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(
+        name="show", description=_("Show your defaults, the server's and the models allowed here")
+    )
+    async def show(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self._show(interaction)
+
+    @app_commands.command(name="set", description=_("Set your defaults for /video in this server"))
+    @app_commands.describe(**SET_DESCRIPTIONS)
+    @app_commands.choices(orientation=ORIENTATIONS)
+    async def set_defaults(
+        self,
+        interaction: discord.Interaction,
+        model: str | None = None,
+        orientation: str | None = None,
+        duration: int | None = None,
+        hd: bool | None = None,
+        private: bool | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        changes = _changes(
+            model=model, orientation=orientation, duration=duration, hd=hd, private=private
+        )
+        note = None
+        if changes:
+            prefs = await self.bot.db.preferences.get(interaction.guild_id, interaction.user.id)
+            self._validate(prefs, "member", changes)
+            await self.bot.defaults.set_member(interaction.guild_id, interaction.user.id, **changes)
+            note = t("settings.saved", locale_of(interaction))
+        await self._show(interaction, note)
+
+    @app_commands.command(name="reset", description=_("Clear your defaults in this server"))
+    @app_commands.describe(option=_("Only this option (empty = all of them)"))
+    @app_commands.choices(option=OPTIONS)
+    async def reset(self, interaction: discord.Interaction, option: str | None = None) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if option is None:
+            await self.bot.defaults.reset_member(interaction.guild_id, interaction.user.id)
+        else:
+            await self.bot.defaults.set_member(
+                interaction.guild_id, interaction.user.id, **{option: None}
+            )
+        await self._show(interaction, t("settings.cleared", locale_of(interaction)))
+
+    @set_defaults.autocomplete("model")
+    async def _model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._model_choices(interaction, current)
+
+    @set_defaults.autocomplete("duration")
+    async def _duration_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        return await self._duration_choices(interaction, current)
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class SettingsAdmin(
+    SettingsBase,
+    commands.GroupCog,
+    group_name="settings-admin",
+    group_description=_("Set this server's video defaults and allowed models"),
+):
+    defaults = app_commands.Group(
+        name="defaults", description=_("The server's defaults for /video")
+    )
+    models = app_commands.Group(name="models", description=_("Which models members can use"))
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Default permissions can be overridden by the server; check again here."""
+        return manages_guild(interaction)
+
+    @defaults.command(name="set", description=_("Set the server's defaults for /video"))
+    @app_commands.describe(**SET_DESCRIPTIONS)
+    @app_commands.choices(orientation=ORIENTATIONS)
+    async def set_server(
+        self,
+        interaction: discord.Interaction,
+        model: str | None = None,
+        orientation: str | None = None,
+        duration: int | None = None,
+        hd: bool | None = None,
+        private: bool | None = None,
+    ) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        changes = _changes(
+            model=model, orientation=orientation, duration=duration, hd=hd, private=private
+        )
+        note = None
+        if changes:
+            prefs = await self.bot.db.preferences.get(interaction.guild_id, interaction.user.id)
+            self._validate(prefs, "server", changes)
+            await self.bot.defaults.set_server(interaction.guild_id, **changes)
+            note = t("settings.server_saved", locale_of(interaction))
+        await self._show(interaction, note)
+
+    @defaults.command(name="reset", description=_("Clear the server's defaults"))
+    @app_commands.describe(option=_("Only this option (empty = all of them)"))
+    @app_commands.choices(option=OPTIONS)
+    async def reset_server(
+        self, interaction: discord.Interaction, option: str | None = None
+    ) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if option is None:
+            await self.bot.defaults.reset_server(interaction.guild_id)
+        else:
+            await self.bot.defaults.set_server(interaction.guild_id, **{option: None})
+        await self._show(interaction, t("settings.server_cleared", locale_of(interaction)))
+
+    @models.command(name="allow", description=_("Let members use a model here again"))
+    @app_commands.describe(model=_("The model"))
+    async def allow(self, interaction: discord.Interaction, model: str) -> None:
+        await self._restrict(interaction, model, allow=True)
+
+    @models.command(name="deny", description=_("Stop members using a model here"))
+    @app_commands.describe(model=_("The model"))
+    async def deny(self, interaction: discord.Interaction, model: str) -> None:
+        await self._restrict(interaction, model, allow=False)
+
+    @models.command(name="reset", description=_("Let members use every model again"))
+    async def allow_all(self, interaction: discord.Interaction) -> None:
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.defaults.set_allowed_models(interaction.guild_id, None)
+        await self._show(interaction, t("settings.models_all", locale_of(interaction)))
+
+    async def _restrict(self, interaction: discord.Interaction, model: str, *, allow: bool) -> None:
+        """Add or remove one model; a list that names every model again is "all"."""
+        assert interaction.guild_id is not None
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        locale = locale_of(interaction)
+        catalogue = self.bot.catalogue
+        entry = catalogue.get(model)
+        if entry is None:
+            names = ", ".join(catalogue.names())
+            raise UserFacingError("settings.unknown_model", model=model, models=names)
+        stored = await self.bot.db.preferences.allowed_models(interaction.guild_id)
+        current = set(catalogue.names()) if stored is None else set(stored)
+        chosen = current | {entry.name} if allow else current - {entry.name}
+        if not chosen & set(catalogue.names()):
+            raise UserFacingError("settings.last_model")
+        everything = set(catalogue.names()) <= chosen
+        await self.bot.defaults.set_allowed_models(
+            interaction.guild_id, None if everything else chosen
+        )
+        if everything:
+            note = t("settings.models_all", locale)
+        else:
+            names = ", ".join(e.label_for(locale) for e in catalogue if e.name in chosen)
+            note = t("settings.models_saved", locale, models=names)
+        await self._show(interaction, note)
+
+    @set_server.autocomplete("model")
+    async def _server_model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._model_choices(interaction, current)
+
+    @set_server.autocomplete("duration")
+    async def _server_duration_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        return await self._duration_choices(interaction, current)
+
+    @allow.autocomplete("model")
+    @deny.autocomplete("model")
+    async def _any_model_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        locale = locale_of(interaction)
+        typed = current.strip().lower()
+        return [
+            app_commands.Choice(name=entry.label_for(locale)[:100], value=entry.name)
+            for entry in self.bot.catalogue
+            if typed in entry.name.lower() or typed in entry.label_for(locale).lower()
+        ][:AUTOCOMPLETE_LIMIT]
+
+
+async def setup(bot: VideoBot) -> None:
+    await bot.add_cog(Settings(bot))
+    await bot.add_cog(SettingsAdmin(bot))

@@ -12,13 +12,16 @@ from discord.app_commands import locale_str as _
 from discord.ext import commands
 
 from bot.images import check_declared, reference_image
+from bot.jobs.defaults import Resolved
 from bot.jobs.engine import JobError, Requester
 from bot.live_messages import NETWORK_ERRORS
 from bot.relay.models import ImageInput, Shot, VideoRequest
 from bot.store.jobs import Job, NewJob
+from bot.store.preferences import Defaults
 from bot.tree import UserFacingError, VideoTree, locale_of, member_context, render_error
 from bot.ui.embeds import job_embed
 from bot.ui.i18n import t
+from bot.ui.settings import labeller, skipped_notes
 from bot.ui.views import JOB_BUTTONS, RemixModal, StoryboardModal, progress_view
 
 if TYPE_CHECKING:
@@ -35,12 +38,21 @@ DURATIONS = [
     app_commands.Choice(name=_("15 seconds"), value=15),
     app_commands.Choice(name=_("25 seconds (sora-2-pro)"), value=25),
 ]
+#: A storyboard with no duration typed or stored is 15 s (room for a few shots).
+STORYBOARD_BASE = Defaults(duration=15)
 SEND_ERRORS: tuple[type[Exception], ...] = (discord.HTTPException, *NETWORK_ERRORS)
 
 MODELS = [
     app_commands.Choice(name="sora-2", value="sora-2"),
     app_commands.Choice(name="sora-2-pro", value="sora-2-pro"),
 ]
+
+
+def requester_guild(interaction: discord.Interaction) -> int:
+    """The server a command was typed in (the tree refuses DMs before this)."""
+    if interaction.guild_id is None:
+        raise app_commands.NoPrivateMessage
+    return interaction.guild_id
 
 
 def requester(interaction: discord.Interaction) -> Requester:
@@ -92,14 +104,14 @@ class Video(commands.Cog):
         self,
         interaction: discord.Interaction,
         prompt: str,
-        orientation: str = "portrait",
-        duration: int = 10,
-        hd: bool = False,
-        model: str = "sora-2",
+        orientation: str | None = None,
+        duration: int | None = None,
+        hd: bool | None = None,
+        model: str | None = None,
         image: discord.Attachment | None = None,
         image2: discord.Attachment | None = None,
         image3: discord.Attachment | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         attachments = [a for a in (image, image2, image3) if a is not None]
         # Checks that need nothing but the options are answered privately at once; all
@@ -112,13 +124,23 @@ class Video(commands.Cog):
                 attachment.size,
                 self.bot.settings.max_image_bytes,
             )
-        fields = dict(orientation=orientation, duration=duration, hd=hd, model=model)
-        VideoRequest.build(prompt=prompt, private=private, **fields)
+        typed = Defaults(
+            model=model, orientation=orientation, duration=duration, hd=hd, private=private
+        )
+        # Options left out come from the member's and the server's /settings. A server
+        # without any needs no database read, so its options are checked before the ack.
+        chosen = self.bot.defaults.resolve_now(requester_guild(interaction), typed)
+        if chosen is not None:
+            VideoRequest.build(prompt=prompt, **chosen.fields())
         await self._acknowledge(interaction)
-        fields.update(prompt=await self._rewrite(interaction, prompt), private=private)
+        if chosen is None:
+            chosen = await self._resolve(interaction, typed)
+            VideoRequest.build(prompt=prompt, **chosen.fields())
+        fields = dict(chosen.fields(), prompt=await self._rewrite(interaction, prompt))
         VideoRequest.build(**fields)  # an alias's text may break a rule: say so before a download
         images = [await self._read_image(a) for a in attachments]
         await self.start_job(interaction, VideoRequest.build(**fields, images=images))
+        await self._skipped_notes(interaction, chosen)
 
     @app_commands.command(
         name="storyboard", description=_("Render a multi-shot video from a storyboard")
@@ -134,10 +156,11 @@ class Video(commands.Cog):
     async def storyboard(
         self,
         interaction: discord.Interaction,
-        duration: int = 15,
-        orientation: str = "portrait",
-        model: str = "sora-2",
+        duration: int | None = None,
+        orientation: str | None = None,
+        model: str | None = None,
     ) -> None:
+        # Options left out are filled from /settings when the shots are submitted.
         options = {"duration": duration, "orientation": orientation, "model": model}
         await interaction.response.send_modal(StoryboardModal(options, locale_of(interaction)))
 
@@ -208,6 +231,29 @@ class Video(commands.Cog):
             message_id=message.id,
             interaction_token=interaction.token,
         )
+
+    async def _resolve(
+        self, interaction: discord.Interaction, typed: Defaults, *, storyboard: bool = False
+    ) -> Resolved:
+        """The options typed, filled from the member's and the server's defaults."""
+        return await self.bot.defaults.resolve(
+            requester_guild(interaction),
+            interaction.user.id,
+            typed,
+            base=STORYBOARD_BASE if storyboard else None,
+            storyboard=storyboard,
+        )
+
+    async def _skipped_notes(self, interaction: discord.Interaction, chosen: Resolved) -> None:
+        """Tell the member, privately, which stored defaults were passed over and why."""
+        if not chosen.skipped:
+            return
+        locale = locale_of(interaction)
+        notes = skipped_notes(chosen, locale, labeller(self.bot.catalogue, locale))
+        try:
+            await interaction.followup.send("\n".join(notes), ephemeral=True)
+        except SEND_ERRORS as exc:  # the job is shown; a lost note loses nothing
+            log.warning("could not send the skipped-defaults note: %s", exc)
 
     async def _acknowledge(self, interaction: discord.Interaction) -> None:
         """Defer publicly ("thinking"), then let the rest of a burst be acknowledged first."""
@@ -300,11 +346,21 @@ class Video(commands.Cog):
         prompt: str,
     ) -> None:
         async def go(interaction: discord.Interaction, _job_id: int) -> None:
-            VideoRequest.build(**options, prompt=prompt, storyboard=list(shots))
+            typed = Defaults(**{k: v for k, v in options.items() if v is not None})  # type: ignore[arg-type]
+            board = {"storyboard": list(shots)}
+            chosen = self.bot.defaults.resolve_now(
+                requester_guild(interaction), typed, base=STORYBOARD_BASE, storyboard=True
+            )
+            if chosen is not None:
+                VideoRequest.build(**chosen.fields(), prompt=prompt, **board)
             await self._acknowledge(interaction)
+            if chosen is None:
+                chosen = await self._resolve(interaction, typed, storyboard=True)
+                VideoRequest.build(**chosen.fields(), prompt=prompt, **board)
             rewritten = await self._rewrite(interaction, prompt)
-            request = VideoRequest.build(**options, prompt=rewritten, storyboard=list(shots))
+            request = VideoRequest.build(**chosen.fields(), prompt=rewritten, **board)
             await self.start_job(interaction, request)
+            await self._skipped_notes(interaction, chosen)
 
         await self._guarded(interaction, go, 0)
 

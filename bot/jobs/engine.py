@@ -223,7 +223,9 @@ class JobEngine:
     async def submit(
         self, new: NewJob, *, roles: Sequence[int] = (), is_admin: bool = False
     ) -> Job:
-        """Reserve the cost and queue the job; raises `QuotaExceededError` when it won't fit."""
+        """Reserve the cost and queue the job; raises `QuotaExceededError` when it won't fit,
+        and `ModelNotAllowedError` (before anything is reserved) when the server's admins
+        don't allow the model: commands, reruns, remixes and storyboards all pass here."""
         cost = self.costs.cost(new.request)
         job = await self.db.jobs.create(new, cost=cost, roles=roles, is_admin=is_admin)
         log.info(

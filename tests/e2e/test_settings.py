@@ -1,0 +1,207 @@
+"""/settings end to end: a member's defaults shape the next /video, typed options win,
+an admin's restriction refuses a model before anything is spent, members can't change
+the server's settings, and a member's defaults in one server never reach another."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.fakes.discord import FakeDiscord
+from bot.fakes.relay import FakeRelay
+
+from .conftest import StartBot, final_message
+
+
+async def private_text(inter: Any) -> str:
+    """Everything the member was shown privately: content and embeds, reply and follow-ups."""
+    await inter.wait_until(
+        lambda i: any(
+            m.ephemeral and (m.content or m.embeds) for m in [i.original, *i.followups] if m
+        ),
+        timeout=10,
+    )
+    shown = [m for m in [inter.original, *inter.followups] if m and m.ephemeral]
+    return "\n".join(m.content + str(m.embeds) for m in shown)
+
+
+def submitted(relay: FakeRelay, prompt: str) -> dict[str, Any]:
+    [job] = [job for job in relay.jobs.values() if prompt in job.prompt]
+    return dict(job.body)
+
+
+async def test_a_members_defaults_shape_video_and_typed_options_win(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    saved = await fake_discord.run_slash(
+        "settings", {"model": "sora-2-pro", "duration": 15}, subcommand="set"
+    )
+    text = await private_text(saved)
+    assert "Saved" in text and "Sora 2 Pro" in text and "15 s" in text
+
+    await fake_discord.run_slash("video", {"prompt": "a lighthouse at dusk"})
+    message = await final_message(fake_discord, 1)
+    body = submitted(relay, "a lighthouse at dusk")
+    assert body["model"] == "sora-2-pro" and str(body["duration"]) == "15"
+    job = await bot.db.jobs.get(1)
+    assert job is not None and job.cost == 6  # 15 s of sora-2-pro: 2 units × 3
+    assert "6 units" in str(message.embeds)
+
+    # An option typed in /video wins over the stored default; the rest still apply.
+    await fake_discord.run_slash("video", {"prompt": "a short lighthouse", "duration": 10})
+    await final_message(fake_discord, 2)
+    body = submitted(relay, "a short lighthouse")
+    assert body["model"] == "sora-2-pro" and str(body["duration"]) == "10"
+    job = await bot.db.jobs.get(2)
+    assert job is not None and job.cost == 3
+    status = await bot.db.quotas.status(fake_discord.guild.id, fake_discord.alice.id)
+    assert status.user_used == 9
+
+    # /settings reset: back to the catalogue's defaults.
+    await private_text(await fake_discord.run_slash("settings", {}, subcommand="reset"))
+    await fake_discord.run_slash("video", {"prompt": "a plain lighthouse"})
+    await final_message(fake_discord, 3)
+    body = submitted(relay, "a plain lighthouse")
+    assert body["model"] == "sora-2" and str(body["duration"]) == "10"
+
+
+async def test_settings_that_could_never_render_are_refused_with_one_sentence(
+    fake_discord: FakeDiscord, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    refused = await fake_discord.run_slash(
+        "settings", {"model": "sora-2", "duration": 25}, subcommand="set"
+    )
+    text = await private_text(refused)
+    assert "sora-2" in text and "25" in text and "embed" not in text.lower()
+    unknown = await fake_discord.run_slash("settings", {"model": "sora-9"}, subcommand="set")
+    assert "sora-9" in await private_text(unknown)
+    prefs = await bot.db.preferences.get(fake_discord.guild.id, fake_discord.alice.id)
+    assert prefs.member.is_empty
+
+
+async def test_an_admins_restriction_refuses_the_model_and_charges_nothing(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    owner = fake_discord.owner.id
+    denied = await fake_discord.run_slash(
+        "settings-admin", {"model": "sora-2-pro"}, subcommand="models deny", user_id=owner
+    )
+    assert "sora-2-pro" not in (await private_text(denied)).split("Members here can use")[1][:80]
+
+    refused = await fake_discord.run_slash(
+        "video", {"prompt": "a pro lighthouse", "model": "sora-2-pro"}
+    )
+    text = await private_text(refused)
+    assert "sora-2-pro is not allowed on this server" in text
+    assert "the models allowed here are sora-2" in text
+    assert relay.requests_to("task_submit") == [] and relay.jobs == {}
+    assert await bot.db.quotas.ledger(fake_discord.guild.id) == []
+    assert await bot.db.jobs.get(1) is None
+
+    # In Chinese too.
+    zh = await fake_discord.run_slash(
+        "video", {"prompt": "a pro lighthouse", "model": "sora-2-pro"}, locale="zh-CN"
+    )
+    assert "本服务器不允许使用 sora-2-pro" in await private_text(zh)
+
+    # A stored default the admins took away is skipped with a note, not refused.
+    await bot.db.preferences.set_member(
+        fake_discord.guild.id, fake_discord.alice.id, model="sora-2-pro"
+    )
+    noted = await fake_discord.run_slash("video", {"prompt": "a noted lighthouse"})
+    await final_message(fake_discord, 1)
+    note = await private_text(noted)
+    assert "Your default model Sora 2 Pro is not allowed here" in note
+    assert submitted(relay, "a noted lighthouse")["model"] == "sora-2"
+
+    # The rerun button of a pro video made before the restriction is refused the same way.
+    await fake_discord.run_slash("settings-admin", {}, subcommand="models reset", user_id=owner)
+    await fake_discord.run_slash("video", {"prompt": "an old pro video", "model": "sora-2-pro"})
+    old = await final_message(fake_discord, 2)
+    await fake_discord.run_slash(
+        "settings-admin", {"model": "sora-2-pro"}, subcommand="models deny", user_id=owner
+    )
+    used = (await bot.db.quotas.status(fake_discord.guild.id, fake_discord.alice.id)).user_used
+    rerun = await fake_discord.click_button(old, "job:rerun:2")
+    assert "sora-2-pro is not allowed on this server" in await private_text(rerun)
+    assert await bot.db.jobs.get(3) is None
+    after = (await bot.db.quotas.status(fake_discord.guild.id, fake_discord.alice.id)).user_used
+    assert after == used and relay.submits_for("an old pro video") == 1
+
+
+async def test_members_cant_change_the_servers_settings(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    command = fake_discord.find_command("settings-admin")
+    assert command is not None and int(command["default_member_permissions"]) == 1 << 5
+    for subcommand, options in (
+        ("models deny", {"model": "sora-2"}),
+        ("defaults set", {"model": "sora-2-pro"}),
+        ("models reset", {}),
+    ):
+        refused = await fake_discord.run_slash("settings-admin", options, subcommand=subcommand)
+        assert "permission" in await private_text(refused)
+    prefs = await bot.db.preferences.get(fake_discord.guild.id, fake_discord.alice.id)
+    assert prefs.server.is_empty and prefs.allowed_models is None
+
+
+async def test_server_defaults_apply_under_a_members_own(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    await start_bot()
+    owner = fake_discord.owner.id
+    saved = await fake_discord.run_slash(
+        "settings-admin",
+        {"model": "sora-2-pro", "orientation": "landscape"},
+        subcommand="defaults set",
+        user_id=owner,
+    )
+    assert "Saved" in await private_text(saved)
+    await private_text(
+        await fake_discord.run_slash("settings", {"orientation": "portrait"}, subcommand="set")
+    )
+    await fake_discord.run_slash("video", {"prompt": "alice's boat"})
+    await fake_discord.run_slash("video", {"prompt": "the owner's boat"}, user_id=owner)
+    await final_message(fake_discord, 1)
+    await final_message(fake_discord, 2)
+    alice, theirs = submitted(relay, "alice's boat"), submitted(relay, "the owner's boat")
+    assert alice["model"] == theirs["model"] == "sora-2-pro"
+    assert alice["aspect_ratio"] == "9:16" and theirs["aspect_ratio"] == "16:9"
+
+
+async def test_a_members_defaults_stay_in_their_server(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    other = fake_discord.add_guild("Elsewhere")
+    await start_bot()
+    await private_text(
+        await fake_discord.run_slash(
+            "settings", {"model": "sora-2-pro", "duration": 15}, subcommand="set"
+        )
+    )
+    await fake_discord.run_slash("video", {"prompt": "a boat elsewhere"}, guild_id=other.id)
+    await final_message(fake_discord, 1)
+    body = submitted(relay, "a boat elsewhere")
+    assert body["model"] == "sora-2" and str(body["duration"]) == "10"
+
+
+async def test_settings_show_and_quota_show_the_effective_defaults(
+    fake_discord: FakeDiscord, start_bot: StartBot
+) -> None:
+    await start_bot()
+    await private_text(
+        await fake_discord.run_slash(
+            "settings", {"model": "sora-2-pro", "hd": True}, subcommand="set"
+        )
+    )
+    shown = await private_text(await fake_discord.run_slash("settings", {}, subcommand="show"))
+    assert "Sora 2 Pro · 10 s · Portrait · HD" in shown and "All: Sora 2" in shown
+    quota = await private_text(await fake_discord.run_slash("quota", {}))
+    assert "Sora 2 Pro · 10 s · Portrait · HD" in quota and "/settings" in quota
+    zh = await private_text(
+        await fake_discord.run_slash("settings", {}, subcommand="show", locale="zh-CN")
+    )
+    assert "视频默认设置" in zh and "高清" in zh

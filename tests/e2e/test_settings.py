@@ -9,7 +9,7 @@ from typing import Any
 from bot.fakes.discord import FakeDiscord
 from bot.fakes.relay import FakeRelay
 
-from .conftest import StartBot, final_message
+from .conftest import StartBot, final_message, modal_fields
 
 
 async def private_text(inter: Any) -> str:
@@ -186,6 +186,11 @@ async def test_a_members_defaults_stay_in_their_server(
     await final_message(fake_discord, 1)
     body = submitted(relay, "a boat elsewhere")
     assert body["model"] == "sora-2" and str(body["duration"]) == "10"
+    # ...while in the server where they were set, they apply.
+    await fake_discord.run_slash("video", {"prompt": "a boat at home"})
+    await final_message(fake_discord, 2)
+    body = submitted(relay, "a boat at home")
+    assert body["model"] == "sora-2-pro" and str(body["duration"]) == "15"
 
 
 async def test_settings_show_and_quota_show_the_effective_defaults(
@@ -205,3 +210,55 @@ async def test_settings_show_and_quota_show_the_effective_defaults(
         await fake_discord.run_slash("settings", {}, subcommand="show", locale="zh-CN")
     )
     assert "视频默认设置" in zh and "高清" in zh
+
+
+async def test_a_storyboard_takes_its_left_out_options_from_settings(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    await start_bot()
+    await private_text(
+        await fake_discord.run_slash(
+            "settings",
+            {"model": "sora-2-pro", "duration": 25, "orientation": "landscape"},
+            subcommand="set",
+        )
+    )
+    opening = await fake_discord.run_slash("storyboard", {})
+    await opening.wait_for_response()
+    shots = "12.5 | a plane takes off\n12.5 | it lands"
+    good = await fake_discord.submit_modal(opening, modal_fields(opening, {"shot": shots}))
+    await good.wait_for_response()
+    await final_message(fake_discord, 1)
+    body = submitted(relay, "a plane takes off")
+    assert body["model"] == "sora-2-pro" and str(body["duration"]) == "25"
+    assert body["aspect_ratio"] == "16:9"
+
+
+async def test_with_settings_stored_options_are_checked_after_the_acknowledgement(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    """HD is fine for a member whose default model has it, and refused (privately, after
+    the "thinking" reply is removed) for one whose default model hasn't."""
+    bot = await start_bot()
+    owner = fake_discord.owner.id
+    await private_text(
+        await fake_discord.run_slash("settings", {"model": "sora-2-pro"}, subcommand="set")
+    )
+    await private_text(
+        await fake_discord.run_slash(
+            "settings", {"model": "sora-2"}, subcommand="set", user_id=owner
+        )
+    )
+    accepted = await fake_discord.run_slash("video", {"prompt": "an hd boat", "hd": True})
+    assert (await accepted.wait_for_response()).type == 5
+    await final_message(fake_discord, 1)
+    assert submitted(relay, "an hd boat")["model"] == "sora-2-pro"
+
+    refused = await fake_discord.run_slash(
+        "video", {"prompt": "another hd boat", "hd": True}, user_id=owner
+    )
+    assert (await refused.wait_for_response()).type == 5
+    text = await private_text(refused)
+    assert "HD" in text and "sora-2-pro" in text
+    assert refused.original is not None and refused.original.deleted
+    assert relay.submits_for("another hd boat") == 0 and await bot.db.jobs.get(2) is None

@@ -3,18 +3,19 @@ who manage the server (the server's defaults and which models members may use)."
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import discord
 from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
-from bot.jobs.defaults import Resolved, check_allowed, resolve
+from bot.jobs.defaults import ModelNotAllowedError, Resolved, check_allowed, resolve
 from bot.relay.models import VideoRequest
 from bot.store.preferences import Defaults, Preferences
-from bot.tree import UserFacingError, locale_of, manages_guild
+from bot.tree import UserFacingError, locale_of, manages_guild, render_error
 from bot.ui.i18n import t
 from bot.ui.settings import labeller, settings_embed
 
@@ -40,6 +41,52 @@ SET_DESCRIPTIONS: dict[str, Any] = {
     "private": _("Keep videos unpublished at the relay by default (no remixes)"),
 }
 AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
+
+
+ToggleField = Literal["hd", "private"]
+
+
+class ToggleButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"settings:toggle:(?P<field>hd|private)",
+):
+    """HD or Private on a member's /settings message, green when on; a click flips the
+    member's own default. The custom id names only the field, so it survives restarts."""
+
+    def __init__(self, field: ToggleField, on: bool = False, locale: str = "en-US") -> None:
+        state = t("value.yes" if on else "value.no", locale)
+        super().__init__(
+            discord.ui.Button(
+                style=discord.ButtonStyle.success if on else discord.ButtonStyle.secondary,
+                label=f"{t(f'field.{field}', locale)}: {state}",
+                custom_id=f"settings:toggle:{field}",
+            )
+        )
+        self.field: ToggleField = field
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ToggleButton:
+        return cls(cast(ToggleField, match["field"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        client = interaction.client
+        cog = client.get_cog("Settings") if isinstance(client, commands.bot.BotBase) else None
+        if isinstance(cog, Settings):
+            await cog.toggle(interaction, self.field)
+
+
+def toggle_view(resolved: Resolved, locale: str) -> discord.ui.View:
+    """The toggles as they stand for what a /video with no options gets."""
+    view = discord.ui.View(timeout=None)
+    for field in ("hd", "private"):
+        view.add_item(ToggleButton(field, bool(getattr(resolved, field)), locale))
+    return view
 
 
 def _changes(**given: Any) -> dict[str, Any]:
@@ -72,8 +119,22 @@ class SettingsBase:
         request = VideoRequest.build(prompt="settings", **resolved.fields())
         catalogue.check(request)
 
-    async def _show(self, interaction: discord.Interaction, note: str | None = None) -> None:
-        """The embed of everything that decides what a /video with no options renders."""
+    async def _show(
+        self, interaction: discord.Interaction, note: str | None = None, *, toggles: bool = False
+    ) -> None:
+        """The embed of everything that decides what a /video with no options renders;
+        `toggles`: with buttons that flip the member's own HD and private defaults."""
+        embed, resolved = await self._embed(interaction)
+        content: dict[str, Any] = {"embed": embed, "ephemeral": True}
+        if toggles and resolved is not None:
+            content["view"] = toggle_view(resolved, locale_of(interaction))
+        if note is not None:
+            content["content"] = note
+        await interaction.followup.send(**content)
+
+    async def _embed(
+        self, interaction: discord.Interaction
+    ) -> tuple[discord.Embed, Resolved | None]:
         assert interaction.guild_id is not None
         locale = locale_of(interaction)
         catalogue = self.bot.catalogue
@@ -81,7 +142,7 @@ class SettingsBase:
         resolved: Resolved | None
         try:
             resolved = resolve(Defaults(), prefs, catalogue)
-        except Exception:  # nothing allowed here: the embed says which models are
+        except ModelNotAllowedError:  # nothing allowed here: the embed says which models are
             resolved = None
         allowed = [
             e.name
@@ -96,10 +157,7 @@ class SettingsBase:
             restricted=prefs.allowed_models is not None,
             label=labeller(catalogue, locale),
         )
-        if note is None:
-            await interaction.followup.send(embed=embed, ephemeral=True)
-        else:
-            await interaction.followup.send(note, embed=embed, ephemeral=True)
+        return embed, resolved
 
     async def _model_choices(
         self, interaction: discord.Interaction, current: str
@@ -142,12 +200,18 @@ class Settings(
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
 
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(ToggleButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(ToggleButton)
+
     @app_commands.command(
         name="show", description=_("Show your defaults, the server's and the models allowed here")
     )
     async def show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self._show(interaction)
+        await self._show(interaction, toggles=True)
 
     @app_commands.command(name="set", description=_("Set your defaults for /video in this server"))
     @app_commands.describe(**SET_DESCRIPTIONS)
@@ -172,7 +236,7 @@ class Settings(
             self._validate(prefs, "member", changes)
             await self.bot.defaults.set_member(interaction.guild_id, interaction.user.id, **changes)
             note = t("settings.saved", locale_of(interaction))
-        await self._show(interaction, note)
+        await self._show(interaction, note, toggles=True)
 
     @app_commands.command(name="reset", description=_("Clear your defaults in this server"))
     @app_commands.describe(option=_("Only this option (empty = all of them)"))
@@ -186,7 +250,25 @@ class Settings(
             await self.bot.defaults.set_member(
                 interaction.guild_id, interaction.user.id, **{option: None}
             )
-        await self._show(interaction, t("settings.cleared", locale_of(interaction)))
+        await self._show(interaction, t("settings.cleared", locale_of(interaction)), toggles=True)
+
+    async def toggle(self, interaction: discord.Interaction, field: ToggleField) -> None:
+        """A toggle button on the member's own /settings message: flip what a /video with
+        no options would get (validated like /settings set), then redraw the message."""
+        try:
+            if interaction.guild_id is None:
+                raise app_commands.NoPrivateMessage
+            await interaction.response.defer()
+            prefs = await self.bot.db.preferences.get(interaction.guild_id, interaction.user.id)
+            current = getattr(resolve(Defaults(), prefs, self.bot.catalogue), field)
+            changes: dict[str, Any] = {field: not current}
+            self._validate(prefs, "member", changes)
+            await self.bot.defaults.set_member(interaction.guild_id, interaction.user.id, **changes)
+            embed, resolved = await self._embed(interaction)
+            view = toggle_view(resolved, locale_of(interaction)) if resolved else None
+            await interaction.edit_original_response(embed=embed, view=view)
+        except Exception as exc:
+            await render_error(interaction, exc)
 
     @set_defaults.autocomplete("model")
     async def _model_autocomplete(

@@ -262,3 +262,37 @@ async def test_with_settings_stored_options_are_checked_after_the_acknowledgemen
     assert "HD" in text and "sora-2-pro" in text
     assert refused.original is not None and refused.original.deleted
     assert relay.submits_for("another hd boat") == 0 and await bot.db.jobs.get(2) is None
+
+
+async def test_toggle_buttons_flip_a_members_own_defaults(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    guild, alice = fake_discord.guild.id, fake_discord.alice.id
+    shown = await fake_discord.run_slash("settings", {}, subcommand="show")
+    await private_text(shown)
+    message = shown.original
+    assert message is not None
+    assert {"settings:toggle:hd", "settings:toggle:private"} <= set(message.custom_ids())
+
+    flipped = await fake_discord.click_button(message, "settings:toggle:private")
+    await flipped.wait_for_response()
+    await flipped.wait_until(lambda _: "Private: Yes" in str(message.components))
+    assert (await bot.db.preferences.member(guild, alice)).private is True
+    assert "Private: Yes" in str(message.embeds)  # the member's own level, redrawn
+
+    # HD with the default model (no HD) is refused with the model's sentence, and not saved.
+    refused = await fake_discord.click_button(message, "settings:toggle:hd")
+    await refused.wait_until(lambda i: any(m.content for m in i.followups))
+    [text] = [m.content for m in refused.followups if m.content]
+    assert "HD" in text and "sora-2-pro" in text and refused.followups[0].ephemeral
+    assert (await bot.db.preferences.member(guild, alice)).hd is None
+
+    await bot.db.preferences.set_member(guild, alice, model="sora-2-pro")
+    again = await fake_discord.click_button(message, "settings:toggle:hd")
+    await again.wait_until(lambda _: "HD: Yes" in str(message.components))
+    assert (await bot.db.preferences.member(guild, alice)).hd is True
+    await fake_discord.run_slash("video", {"prompt": "a toggled boat"})
+    await final_message(fake_discord, 1)
+    job = await bot.db.jobs.get(1)
+    assert job is not None and job.request.hd and job.request.private

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.video", "cogs.characters", "cogs.jobs", "cogs.admin", "cogs.settings")
 IMAGE_CLEANUP_INTERVAL = 3600.0  # real seconds between two sweeps of unused images
+OFFERS_STARTUP_WAIT = 5.0  # real seconds start-up waits for the relays' model lists
 
 
 def point_at_discord(api_base: str, gateway_url: str) -> None:
@@ -108,6 +109,7 @@ class VideoBot(commands.AutoShardedBot):
         await self.clean_images()
         self._image_cleaner = asyncio.create_task(self._clean_images_hourly(), name="images")
         self.relay = RelayPool.from_settings(s, clock=self.clock)
+        await self.relay.read_offers_at_start(OFFERS_STARTUP_WAIT)
         self.engine = JobEngine(
             self.db,
             self.relay,

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     relays: list[RelayConfig] = Field(default_factory=list)
     relay_failure_threshold: int = Field(default=3, ge=1)
     relay_cooldown_seconds: float = Field(default=60.0, ge=0)
+    relay_models_refresh_seconds: float = Field(default=600.0, gt=0)
     relay_webhook_port: int | None = Field(default=None, ge=0, le=65535)
     relay_webhook_host: str = "127.0.0.1"
     relay_webhook_secret: SecretStr | None = None

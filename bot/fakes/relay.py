@@ -27,6 +27,14 @@ bot's clock, so a test's minute-long outage passes in no real time).
 carrying it in any 60 s (on the same clock, refused ones not counted); the next is refused
 with `RATE_LIMIT_MESSAGE` as a 429 (or, with `rate_limit_status=200`, inside a 200) and
 counted in `rate_refusals`.
+
+`GET /v1/models` answers `behaviour.models` (`models_answer="list"`), or, as many relays
+do, an error envelope (`"error"`), gin's plain `404 page not found` (`"absent"`) or an
+HTML page (`"garbage"`). Besides Sora, the task endpoint renders the vendors' models of
+`TASK_MODELS` (Veo) with their own ids (`veo3:…`), `platform`/`action` and options: a
+duration, aspect ratio, HD or image count the model does not support is a 400 error
+envelope, as relays answer. With `refuse_unlisted` a submit for a model the list does not
+name is refused with new-api's `model_not_found` (no channel for it).
 """
 
 from __future__ import annotations
@@ -49,6 +57,31 @@ from aiohttp import web
 from bot.clock import Clock
 
 Outcome = Literal["success", "policy", "failed", "never"]
+ModelsAnswer = Literal["list", "error", "absent", "garbage"]
+
+
+@dataclass(frozen=True)
+class TaskModel:
+    """A vendor's video model the fake sells through the task endpoint, with its own
+    options (as strings on the wire) and how its tasks read (relay-api.md §2: Veo)."""
+
+    name: str
+    durations: tuple[str, ...]
+    aspect_ratios: tuple[str, ...]
+    hd: bool
+    max_images: int
+    id_prefix: str
+    platform: str
+    action: str
+
+
+TASK_MODELS: dict[str, TaskModel] = {
+    model.name: model
+    for model in (
+        TaskModel(name, ("8",), ("16:9", "9:16"), False, 1, "veo3", "google", "google-videos")
+        for name in ("veo3-fast", "veo3")
+    )
+}
 
 POLL_DIALECTS: tuple[str, ...] = (
     "upper",  # relay-api.md §2 as documented
@@ -148,6 +181,8 @@ class Behaviour:
         "sora_video2-portrait",
         "sora_video2-landscape",
     )
+    models_answer: ModelsAnswer = "list"  # how GET /v1/models answers (see the module doc)
+    refuse_unlisted: bool = False  # submits for a model `models` doesn't name: model_not_found
 
     def percents(self) -> list[float]:
         """Progress reported by polls 1 .. render_polls-1 (poll 1 is the queue)."""
@@ -322,6 +357,12 @@ class FakeRelay:
     def submits_for(self, prompt: str) -> int:
         """How many jobs the relay accepted whose prompt contains `prompt`."""
         return sum(1 for job in self.jobs.values() if prompt in job.prompt)
+
+    def requests_other_than(self, *endpoints: str) -> list[RecordedRequest]:
+        """Every request but those to `endpoints` (e.g. the bot's start-up `models` read,
+        which costs nothing, when a test asks whether anything was spent)."""
+        unwanted = {name for e in endpoints for name in GROUPS.get(e, (e,))}
+        return [r for r in self.requests if r.endpoint not in unwanted]
 
     def requests_to(self, endpoint: str) -> list[RecordedRequest]:
         wanted = GROUPS.get(endpoint, (endpoint,))
@@ -522,6 +563,29 @@ class FakeRelay:
             fault = None
         return recorded, fault, None
 
+    def _refuse_model(self, body: dict[str, Any]) -> web.Response | None:
+        """A task for a model this relay doesn't list, or with options its model doesn't
+        support, is refused before anything is made (nothing billed)."""
+        model = str(body.get("model") or "sora-2")
+        if self.behaviour.refuse_unlisted and model not in self.behaviour.models:
+            message = f"当前分组 default 下对于模型 {model} 无可用渠道"
+            return self._error(503, message, "model_not_found")
+        spec = TASK_MODELS.get(model)
+        if spec is None:
+            return None
+        duration = str(body.get("duration", spec.durations[0]))
+        if duration not in spec.durations:
+            wanted = ", ".join(spec.durations)
+            return self._error(400, f"{model}: duration must be one of {wanted}", "invalid_request")
+        ratio = str(body.get("aspect_ratio", spec.aspect_ratios[0]))
+        if ratio not in spec.aspect_ratios:
+            return self._error(400, f"{model}: unsupported aspect_ratio {ratio}", "invalid_request")
+        if body.get("hd") and not spec.hd:
+            return self._error(400, f"{model} does not support hd", "invalid_request")
+        if len(body.get("images") or []) > spec.max_images:
+            return self._error(400, f"{model}: too many images", "invalid_request")
+        return None
+
     def _within_rate(self, recorded: RecordedRequest) -> bool:
         """new-api's sliding window per key: a request is refused while `requests_per_minute`
         others were let through in the last 60 s; refused ones don't count."""
@@ -547,6 +611,8 @@ class FakeRelay:
             job_id = f"video_{n:04d}{secrets.token_hex(6)}"
         elif kind == "chat":
             job_id = f"task_01k8{n:04d}{secrets.token_hex(5)}"
+        elif (spec := TASK_MODELS.get(str((body or {}).get("model") or ""))) is not None:
+            job_id = f"{spec.id_prefix}:{1756693796 + n}-{secrets.token_hex(5)}"
         else:
             job_id = f"{n:04d}{secrets.token_hex(4)}-fake-task"
         job = Job(job_id, kind, prompt, body, self._behaviour_for(prompt))
@@ -589,10 +655,12 @@ class FakeRelay:
         url = self.video_url(job.id)
         dialect = job.behaviour.poll_dialect
         done = status == "SUCCESS"
+        body = job.body if isinstance(job.body, dict) else {}
+        spec = TASK_MODELS.get(str(body.get("model") or ""))
         task: dict[str, Any] = {
             "task_id": job.id,
-            "platform": "openai",
-            "action": "sora-video",
+            "platform": "openai" if spec is None else spec.platform,
+            "action": "sora-video" if spec is None else spec.action,
             "status": status,
             "fail_reason": reason,
             "submit_time": job.created,
@@ -703,6 +771,9 @@ class FakeRelay:
             return self._error(400, "prompt is required", "invalid_request")
         if not isinstance(body.get("duration", "10"), str):
             return self._error(400, "duration must be a string", "invalid_request")
+        refusal = self._refuse_model(body)
+        if refusal is not None:
+            return refusal
         job = self._new_job("task", str(body["prompt"]), body)
         hook = body.get("notify_hook")
         if isinstance(hook, str) and hook and job.behaviour.callbacks:
@@ -743,6 +814,9 @@ class FakeRelay:
         form = recorded.form
         if not form.get("prompt"):
             return self._error(400, "prompt is required (multipart form)", "invalid_request")
+        refusal = self._refuse_model({"model": form.get("model") or "sora-2"})
+        if refusal is not None:
+            return refusal
         job = self._new_job("official", form["prompt"], dict(form))
         if fault is not None:
             return await self._apply_fault(request, fault) or web.Response(status=500)
@@ -806,6 +880,14 @@ class FakeRelay:
         _, _fault, early = await self._guard(request, "models")
         if early is not None:
             return early
+        match self.behaviour.models_answer:
+            case "error":
+                return self._error(500, "upstream error (request id: fake-models)")
+            case "absent":  # gin's default for a route the relay doesn't have
+                return web.Response(status=404, text="404 page not found")
+            case "garbage":
+                page = "<html><body>Welcome</body></html>"
+                return web.Response(text=page, content_type="text/html")
         data = [{"id": m, "object": "model", "owned_by": "fake"} for m in self.behaviour.models]
         return web.json_response({"object": "list", "data": data})
 

@@ -120,6 +120,13 @@ class ModelUnavailableError(RelayError):
     default_message = "That model is not available on the video service right now; try another."
 
 
+class ModelNotOfferedError(ModelUnavailableError):
+    """No healthy relay's `/v1/models` lists the job's model: nothing was sent anywhere."""
+
+    code = "model_not_offered"
+    default_message = "No video service offers this model right now; pick another model."
+
+
 class BadRequestError(RelayError):
     """The relay rejected the parameters (400). Our request was wrong, not the user."""
 
@@ -172,6 +179,7 @@ ALL_ERRORS: tuple[type[RelayError], ...] = (
     RateLimitedError,
     UnavailableError,
     ModelUnavailableError,
+    ModelNotOfferedError,
     BadRequestError,
     InvalidResponseError,
     TaskNotFoundError,

@@ -5,21 +5,37 @@ to take over. A job moves on to the next relay only when the previous one certai
 not take it (refused outright, or never reached): once a relay may have accepted a job,
 the job stays with it, because submitting it elsewhere could bill the operator twice.
 A relay that keeps failing is skipped for a cool-down instead of being hammered.
+
+Each relay's `GET /v1/models` says which models it really sells ("offers"): read at
+start-up, again when a list is older than `offers_ttl` and someone asks (never waited
+for: the last answer serves meanwhile), and at once after a `model_not_found`. A job is
+only offered to relays that list its model. A relay that never answered with a list
+(many 404 that path) is unknown, and may carry every catalogue model its format carries:
+never "offers nothing", or a relay without the endpoint would refuse every job.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from bot.clock import Clock, SystemClock
 from bot.relay.callbacks import Callbacks, Hook
 from bot.relay.client import RelayClient
-from bot.relay.errors import RateLimitedError, RelayError, TaskNotFoundError, UnavailableError
+from bot.relay.errors import (
+    ModelNotOfferedError,
+    ModelUnavailableError,
+    RateLimitedError,
+    RelayError,
+    TaskNotFoundError,
+    UnavailableError,
+)
 from bot.relay.models import (
     Character,
     Event,
@@ -29,6 +45,9 @@ from bot.relay.models import (
 )
 from bot.settings import Settings
 
+if TYPE_CHECKING:
+    from bot.catalogue import Catalogue
+
 log = logging.getLogger(__name__)
 
 BreakerState = Literal["closed", "open", "half-open"]
@@ -37,6 +56,7 @@ Permit = Literal["normal", "trial"] | None
 RATE_LIMIT_WAIT = 15.0  # when a 429 names no Retry-After
 MAX_RATE_LIMIT_WAIT = 60.0
 CALLBACK_PATH = "/relay-callback"
+OFFERS_TTL = 600.0  # a relay's model list is read again when older than this
 
 #: Seconds renders like this one took lately on the named relay (None: no history).
 History = Callable[[str], Awaitable[float | None]]
@@ -117,6 +137,16 @@ class PoolMember:
     breaker: CircuitBreaker
     low_credit: float | None = None  # the quota a relay's `user_quota_too_low` notice gave
     low_credit_noticed: bool = False
+    #: The names its `/v1/models` gave the last time it answered with a list; None while
+    #: it never has (unknown: it may offer any model its format carries).
+    listed: frozenset[str] | None = None
+    listed_at: float | None = None  # clock.monotonic() of that answer
+    listing_tried: float | None = None  # of the last attempt, answered or not
+    listing_error: str | None = None  # why the last attempt gave no list, if it didn't
+
+    @property
+    def format(self) -> RelayFormat:
+        return self.client.format
 
 
 @dataclass(frozen=True)
@@ -134,6 +164,11 @@ class RelayHealth:
     low_credit_noticed: bool = False
     error_code: str | None = None  # the failure's code, and the relay's own words for it
     detail: str | None = None  # (for operators only: `check --verbose` and the log)
+    #: Catalogue models it offers (with `listed` False: may offer, its list unknown).
+    offers: Sequence[str] = ()
+    listed: bool = False
+    #: Names its list gives that the catalogue doesn't know.
+    unknown: Sequence[str] = ()
 
 
 class AllRelaysUnavailableError(UnavailableError):
@@ -150,6 +185,8 @@ class RelayPool:
         clock: Clock | None = None,
         threshold: int = 3,
         cooldown: float = 60.0,
+        catalogue: Catalogue | None = None,
+        offers_ttl: float = OFFERS_TTL,
     ) -> None:
         if not members:
             raise ValueError("a relay pool needs at least one relay")
@@ -163,9 +200,20 @@ class RelayPool:
         self._by_name = {member.name: member for member in self.members}
         #: Where relay callbacks ring the polls of their tasks (see `bot.relay.callbacks`).
         self.callbacks = Callbacks(self.clock)
+        #: The models the bot knows (which formats carry each, and under what name a chat
+        #: relay lists it); without one, a model is offered where a list names it.
+        self.catalogue = catalogue
+        self.offers_ttl = offers_ttl
+        self._listing: dict[str, asyncio.Task[None]] = {}  # model-list reads in flight
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> RelayPool:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        catalogue: Catalogue | None = None,
+    ) -> RelayPool:
         """Every configured relay, in order (a single `RELAY_*` relay is named "default").
 
         With `PUBLIC_BASE_URL` (and the notice listener's secret) task-format submits ask
@@ -188,6 +236,8 @@ class RelayPool:
             clock=clock,
             threshold=settings.relay_failure_threshold,
             cooldown=settings.relay_cooldown_seconds,
+            catalogue=catalogue,
+            offers_ttl=settings.relay_models_refresh_seconds,
         )
         secret = settings.relay_webhook_secret
         if settings.public_base_url and secret is not None:
@@ -210,6 +260,10 @@ class RelayPool:
         return self.primary.format_for(request)
 
     async def aclose(self) -> None:
+        for task in list(self._listing.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for member in self.members:
             await member.client.aclose()
 
@@ -231,8 +285,15 @@ class RelayPool:
         such renders took lately on a relay (by name): it seeds when that relay is read.
         """
         last: RelayError | None = None
+        candidates = self._candidates(relay_name)
+        if relay_name is None:
+            # Only relays that sell this model (or may: their list is unknown) see it.
+            self.refresh_stale_offers()
+            candidates = [m for m in candidates if self.member_offers(m, request.model)]
+            if not candidates:
+                raise ModelNotOfferedError(f"no relay offers {request.model!r}")
         for round_ in range(2):
-            for member in self._candidates(relay_name):
+            for member in candidates:
                 # Asked at the moment of sending, not when the list was made: of several
                 # jobs arriving while a breaker is half-open, only one is its trial.
                 permit: Permit = "normal"
@@ -261,7 +322,12 @@ class RelayPool:
                         if not accepted and isinstance(exc, UnavailableError):
                             member.breaker.failed(exc)
                         raise
-                    member.breaker.failed(exc)
+                    if isinstance(exc, ModelUnavailableError):
+                        # The relay answered: it is healthy, it just has no channel for
+                        # this model now. Its list is read again; other models still go.
+                        self.refresh_offers_soon(member)
+                    else:
+                        member.breaker.failed(exc)
                     log.warning("relay %s did not take the job (%s)", member.name, exc.code)
                     last = exc
                 finally:
@@ -301,6 +367,134 @@ class RelayPool:
         if member is None and relay_name not in (None, "default"):
             raise TaskNotFoundError(f"relay {relay_name!r} is no longer configured")
         return member or self.members[0]
+
+    # -- which models each relay offers ----------------------------------------------
+
+    async def refresh_offers(self, names: Collection[str] | None = None) -> None:
+        """Read the model list of every relay (or of those named) now, together; a relay
+        that fails keeps its last list (or stays unknown). Never raises a relay error."""
+        members = [m for m in self.members if names is None or m.name in names]
+        await asyncio.gather(*(self._read_offers(m) for m in members))
+
+    async def read_offers_at_start(self, wait: float) -> None:
+        """Ask every relay for its list, waiting at most `wait` real seconds: a slow relay
+        must not hold the bot's start-up (it answers in the background; until then it
+        is unknown, so it may still take any model its format carries)."""
+        tasks = [self.refresh_offers_soon(member) for member in self.members]
+        await asyncio.wait(tasks, timeout=wait)
+
+    def refresh_offers_soon(self, member: PoolMember) -> asyncio.Task[None]:
+        """Read one relay's list in the background (once at a time per relay)."""
+        task = self._listing.get(member.name)
+        if task is None or task.done():
+            task = asyncio.create_task(self._read_offers(member), name=f"models-{member.name}")
+            self._listing[member.name] = task
+            task.add_done_callback(lambda done: self._listing_done(member.name, done))
+        return task
+
+    def _listing_done(self, name: str, task: asyncio.Task[None]) -> None:
+        if self._listing.get(name) is task:
+            del self._listing[name]
+
+    def refresh_stale_offers(self) -> None:
+        """Start reading the lists not tried for `offers_ttl`; never waits for them (the
+        last answer serves meanwhile), so autocomplete and submits stay fast."""
+        now = self.clock.monotonic()
+        for member in self.members:
+            tried = member.listing_tried
+            if tried is None or now - tried >= self.offers_ttl:
+                self.refresh_offers_soon(member)
+
+    async def _read_offers(self, member: PoolMember) -> None:
+        member.listing_tried = self.clock.monotonic()
+        try:
+            names = await member.client.list_models()
+        except RelayError as exc:
+            member.listing_error = exc.code
+            log.info(
+                "relay %s: no model list (%s); %s",
+                member.name,
+                exc.code,
+                "keeping the last one" if member.listed is not None else "it may offer any model",
+            )
+            return
+        self._note_listing(member, names)
+
+    def _note_listing(self, member: PoolMember, names: Iterable[str]) -> None:
+        listed = frozenset(names)
+        if not listed:  # an empty list says nothing about what the key may render
+            member.listing_error = "empty_list"
+            return
+        if listed != member.listed:
+            log.info("relay %s lists %d models", member.name, len(listed))
+        member.listed = listed
+        member.listed_at = self.clock.monotonic()
+        member.listing_error = None
+
+    def member_offers(self, member: PoolMember, model: str) -> bool:
+        """Whether this relay can render `model`: its format carries the model (per the
+        catalogue) and its list names it, or it has no list."""
+        entry = self.catalogue.get(model) if self.catalogue is not None else None
+        fmt = member.format
+        if entry is not None and fmt not in entry.formats:
+            return False
+        if member.listed is None:
+            return True
+        if fmt == "chat":  # a chat relay lists the family, or the family with suffixes
+            family = self._chat_family(member, model)
+            return family in member.listed or any(
+                name.startswith(family + "-") for name in member.listed
+            )
+        return model in member.listed
+
+    def _chat_family(self, member: PoolMember, model: str) -> str:
+        entry = self.catalogue.get(model) if self.catalogue is not None else None
+        family = getattr(getattr(entry, "chat", None), "family", None) if entry else None
+        return family or member.client.chat_model
+
+    def healthy_members(self) -> list[PoolMember]:
+        """Relays whose breaker is not open (all of them, when every one is)."""
+        return [m for m in self.members if m.breaker.state != "open"] or list(self.members)
+
+    def offers(self, model: str) -> bool:
+        """Whether some healthy relay offers `model` (or may: its list is unknown)."""
+        self.refresh_stale_offers()
+        return any(self.member_offers(m, model) for m in self.healthy_members())
+
+    def offered_models(self) -> set[str] | None:
+        """The catalogue models some healthy relay offers; without a catalogue, the names
+        the healthy relays list, or None when one of them has no list (anything goes)."""
+        self.refresh_stale_offers()
+        healthy = self.healthy_members()
+        if self.catalogue is not None:
+            return {
+                name
+                for name in self.catalogue.names()
+                if any(self.member_offers(m, name) for m in healthy)
+            }
+        if any(m.listed is None for m in healthy):
+            return None
+        return set().union(*(m.listed or () for m in healthy))
+
+    def offered_by(self, member: PoolMember) -> list[str]:
+        """The catalogue models this relay offers (or may, with no list), in catalogue order."""
+        if self.catalogue is None:
+            return sorted(member.listed or ())
+        return [name for name in self.catalogue.names() if self.member_offers(member, name)]
+
+    def unknown_names(self, member: PoolMember) -> list[str]:
+        """Names this relay lists that no catalogue model is listed as (new models, or the
+        relay's chat and text models)."""
+        if member.listed is None or self.catalogue is None:
+            return []
+        known = set(self.catalogue.names())
+        families = {self._chat_family(member, name) for name in known}
+        return sorted(
+            name
+            for name in member.listed
+            if name not in known
+            and not any(name == f or name.startswith(f + "-") for f in families)
+        )
 
     # -- everything else a relay does -------------------------------------------------
 
@@ -349,9 +543,11 @@ class RelayPool:
         report = []
         for member in self.members:
             started = time.perf_counter()
+            member.listing_tried = self.clock.monotonic()
             try:
                 models = await member.client.list_models()
             except RelayError as exc:
+                member.listing_error = exc.code
                 log.info(
                     "relay %s: health check failed: %s (%s)", member.name, exc.code, exc.detail
                 )
@@ -368,9 +564,13 @@ class RelayPool:
                         member.low_credit_noticed,
                         exc.code,
                         exc.detail,
+                        self.offered_by(member),
+                        member.listed is not None,
+                        self.unknown_names(member),
                     )
                 )
                 continue
+            self._note_listing(member, models)
             report.append(
                 RelayHealth(
                     member.name,
@@ -382,6 +582,9 @@ class RelayPool:
                     member.breaker.state,
                     member.low_credit,
                     member.low_credit_noticed,
+                    offers=self.offered_by(member),
+                    listed=member.listed is not None,
+                    unknown=self.unknown_names(member),
                 )
             )
         return report

@@ -42,6 +42,7 @@ EN: Final[dict[str, str]] = {
     "try again in a few minutes.",
     "error.model_unavailable": "That model is not available on the video service right now; "
     "try another.",
+    "error.model_not_offered": "No video service offers this model right now; pick another model.",
     "error.bad_request": "The video service rejected the request's options; try different options.",
     "error.invalid_response": "The video service sent an unreadable answer; please try again.",
     "error.task_not_found": "The video service lost track of this video; please try again.",
@@ -268,6 +269,7 @@ ZH: Final[dict[str, str]] = {
     "error.rate_limited": "视频服务繁忙;请一分钟后再试。",
     "error.relay_unavailable": "暂时无法连接视频服务;请过几分钟再试。",
     "error.model_unavailable": "视频服务暂时无法使用该模型;请换一个模型。",
+    "error.model_not_offered": "目前没有视频服务提供该模型;请换一个模型。",
     "error.bad_request": "视频服务拒绝了请求的选项;请换一组选项。",
     "error.invalid_response": "视频服务返回了无法识别的内容;请重试。",
     "error.task_not_found": "视频服务找不到这个视频任务了;请重试。",

@@ -42,7 +42,7 @@ async def test_rule_breaks_are_answered_privately_before_anything_is_spent(
     assert response.type == 4  # answered at once, not deferred
     text = await private_reply(inter)
     assert sentence in text and text.count(".") <= 2
-    assert relay.requests == [] and await used_units(bot, fake_discord) == 0
+    assert relay.requests_other_than("models") == [] and await used_units(bot, fake_discord) == 0
 
 
 async def test_chinese_members_read_chinese(fake_discord: FakeDiscord, start_bot: StartBot) -> None:
@@ -62,7 +62,7 @@ async def test_a_non_image_attachment_is_refused_by_its_type(
         attachments={"image": ("notes.pdf", b"%PDF-1.7", "application/pdf")},
     )
     assert "notes.pdf is not an image" in await private_reply(inter)
-    assert relay.requests == [] and await used_units(bot, fake_discord) == 0
+    assert relay.requests_other_than("models") == [] and await used_units(bot, fake_discord) == 0
 
 
 async def test_a_pdf_renamed_png_is_found_out_after_download(
@@ -77,7 +77,7 @@ async def test_a_pdf_renamed_png_is_found_out_after_download(
     text = await private_reply(inter)
     assert "cat.png could not be read as an image" in text
     assert inter.original is None or inter.original.deleted or inter.original.ephemeral
-    assert relay.requests == [] and await used_units(bot, fake_discord) == 0
+    assert relay.requests_other_than("models") == [] and await used_units(bot, fake_discord) == 0
 
 
 async def test_an_oversized_image_is_refused_before_download(
@@ -98,7 +98,7 @@ async def test_an_unknown_alias_is_named(
     await start_bot()
     inter = await fake_discord.run_slash("video", {"prompt": "@ghost dances in the rain"})
     assert "@ghost" in await private_reply(inter)
-    assert relay.requests == []
+    assert relay.requests_other_than("models") == []
 
 
 async def test_relay_down_fails_the_job_and_refunds(

@@ -26,7 +26,7 @@ MB = 1024 * 1024
 
 async def nothing_spent(bot: VideoBot, fake: FakeDiscord, relay: FakeRelay) -> None:
     """No relay call, no ledger row, no job: the refusal cost nothing."""
-    assert relay.requests == []
+    assert relay.requests_other_than("models") == []
     assert await bot.db.quotas.ledger(fake.guild.id) == []
     assert await bot.db.jobs.get(1) is None
 

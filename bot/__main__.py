@@ -27,6 +27,7 @@ import mimetypes
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -51,6 +52,7 @@ from bot.store.database import SchemaTooNewError
 
 if TYPE_CHECKING:
     from bot.relay.client import RelayClient
+    from bot.relay.pool import RelayHealth
 
 log = logging.getLogger("bot")
 
@@ -244,7 +246,7 @@ async def _check(settings: Settings, *, verbose: bool = False) -> int:
     """Reach every configured relay, validate its key, list its models: one block each."""
     from bot.relay.pool import RelayPool
 
-    pool = RelayPool.from_settings(settings)
+    pool = RelayPool.from_settings(settings, catalogue=settings.catalogue())
     try:
         report = await pool.health()
     finally:
@@ -258,12 +260,31 @@ async def _check(settings: Settings, *, verbose: bool = False) -> int:
                 for line in _relay_detail(health.error_code or "relay_error", health.detail):
                     _say(f"relay {health.name}: {line}")
             _say(f"relay {health.name}: {health.error}")
+            for line in _offer_lines(health):
+                print(line)
             continue
         latency = f"{health.latency * 1000:.0f} ms" if health.latency is not None else "?"
         print(f"key: accepted ({latency})")
-        shown = ", ".join(health.models[:20]) + (", …" if len(health.models) > 20 else "")
-        print(f"models: {len(health.models)} ({shown})")
+        print(f"models: {len(health.models)} ({_some(health.models)})")
+        for line in _offer_lines(health):
+            print(line)
     return EXIT_FAILED if failed else 0
+
+
+def _some(names: Sequence[str], limit: int = 20) -> str:
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+
+
+def _offer_lines(health: RelayHealth) -> list[str]:
+    """Which catalogue models the relay offers, and what it lists that the catalogue
+    doesn't know (a model to add to MODELS_FILE, or a text model)."""
+    offers = ", ".join(health.offers) or "none of the catalogue's models"
+    if not health.listed:
+        return [f"offers: unknown, no model list; may carry {offers} (its format)"]
+    lines = [f"offers: {offers}"]
+    if health.unknown:
+        lines.append(f"not in the catalogue: {len(health.unknown)} ({_some(health.unknown)})")
+    return lines
 
 
 def _run(settings: Settings) -> int:

@@ -108,7 +108,7 @@ class VideoBot(commands.AutoShardedBot):
         await self.defaults.load()
         await self.clean_images()
         self._image_cleaner = asyncio.create_task(self._clean_images_hourly(), name="images")
-        self.relay = RelayPool.from_settings(s, clock=self.clock)
+        self.relay = RelayPool.from_settings(s, clock=self.clock, catalogue=self.catalogue)
         await self.relay.read_offers_at_start(OFFERS_STARTUP_WAIT)
         self.engine = JobEngine(
             self.db,

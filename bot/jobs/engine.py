@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 from bot.clock import Clock, SystemClock
 from bot.jobs.costs import CostTable
 from bot.jobs.queue import JobQueue
-from bot.relay.errors import ContentPolicyError, RelayError, TimedOutError
+from bot.relay.errors import ContentPolicyError, ModelNotOfferedError, RelayError, TimedOutError
 from bot.relay.estimate import from_history
 from bot.relay.http import watch_submits
 from bot.relay.models import (
@@ -75,6 +75,10 @@ class Relay(Protocol):
         expected: float | None = None,
         elapsed: float = 0.0,
     ) -> AsyncIterator[Event]: ...
+
+    def offers(self, model: str) -> bool:
+        """Whether some healthy relay sells `model` (or may: its model list is unknown)."""
+        ...
 
 
 class JobError(Exception):
@@ -224,8 +228,13 @@ class JobEngine:
         self, new: NewJob, *, roles: Sequence[int] = (), is_admin: bool = False
     ) -> Job:
         """Reserve the cost and queue the job; raises `QuotaExceededError` when it won't fit,
-        and `ModelNotAllowedError` (before anything is reserved) when the server's admins
-        don't allow the model: commands, reruns, remixes and storyboards all pass here."""
+        `ModelNotAllowedError` (before anything is reserved) when the server's admins
+        don't allow the model: commands, reruns, remixes and storyboards all pass here;
+        and `ModelNotOfferedError` (nothing reserved) when no relay sells its model now."""
+        if new.request.remix_of is None and not self.relay.offers(new.request.model):
+            # A remix goes where its source is, whatever the lists say; anything else
+            # would only be refunded after the pool found no relay for it.
+            raise ModelNotOfferedError(f"no relay offers {new.request.model!r}")
         cost = self.costs.cost(new.request)
         job = await self.db.jobs.create(new, cost=cost, roles=roles, is_admin=is_admin)
         log.info(

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from bot.clock import Clock, SystemClock
@@ -60,6 +60,12 @@ OFFERS_TTL = 600.0  # a relay's model list is read again when older than this
 
 #: Seconds renders like this one took lately on the named relay (None: no history).
 History = Callable[[str], Awaitable[float | None]]
+
+
+def _lists_family(listed: Collection[str], family: str) -> bool:
+    """A chat relay lists its family as is, or with suffixes (`sora_video2-portrait`)."""
+    family = family.lower()
+    return family in listed or any(name.startswith(family + "-") for name in listed)
 
 
 def callback_url(base_url: str, secret: str, relay: str) -> str:
@@ -143,10 +149,20 @@ class PoolMember:
     listed_at: float | None = None  # clock.monotonic() of that answer
     listing_tried: float | None = None  # of the last attempt, answered or not
     listing_error: str | None = None  # why the last attempt gave no list, if it didn't
+    _keys: tuple[frozenset[str], frozenset[str]] | None = field(default=None, repr=False)
 
     @property
     def format(self) -> RelayFormat:
         return self.client.format
+
+    @property
+    def listed_keys(self) -> frozenset[str] | None:
+        """`listed` in lower case, for matching (None: no list)."""
+        if self.listed is None:
+            return None
+        if self._keys is None or self._keys[0] is not self.listed:
+            self._keys = (self.listed, frozenset(name.lower() for name in self.listed))
+        return self._keys[1]
 
 
 @dataclass(frozen=True)
@@ -433,23 +449,21 @@ class RelayPool:
 
     def member_offers(self, member: PoolMember, model: str) -> bool:
         """Whether this relay can render `model`: its format carries the model (per the
-        catalogue) and its list names it, or it has no list."""
+        catalogue) and its list names it, or it has no list. Names compare without case."""
         entry = self.catalogue.get(model) if self.catalogue is not None else None
         fmt = member.format
         if entry is not None and fmt not in entry.formats:
             return False
-        if member.listed is None:
+        listed = member.listed_keys
+        if listed is None:
             return True
         if fmt == "chat":  # a chat relay lists the family, or the family with suffixes
-            family = self._chat_family(member, model)
-            return family in member.listed or any(
-                name.startswith(family + "-") for name in member.listed
-            )
-        return model in member.listed
+            return _lists_family(listed, self._chat_family(member, model))
+        return (entry.name if entry is not None else model).lower() in listed
 
     def _chat_family(self, member: PoolMember, model: str) -> str:
         entry = self.catalogue.get(model) if self.catalogue is not None else None
-        family = getattr(getattr(entry, "chat", None), "family", None) if entry else None
+        family = entry.chat.family if entry is not None else None
         return family or member.client.chat_model
 
     def healthy_members(self) -> list[PoolMember]:
@@ -483,17 +497,19 @@ class RelayPool:
         return [name for name in self.catalogue.names() if self.member_offers(member, name)]
 
     def unknown_names(self, member: PoolMember) -> list[str]:
-        """Names this relay lists that no catalogue model is listed as (new models, or the
-        relay's chat and text models)."""
+        """Names this relay lists that no catalogue model goes by (new models, or the
+        relay's text models): what an operator may want to add to MODELS_FILE."""
         if member.listed is None or self.catalogue is None:
             return []
-        known = set(self.catalogue.names())
-        families = {self._chat_family(member, name) for name in known}
+        known = {name.lower() for name in self.catalogue.names()}
+        families = {
+            self._chat_family(member, e.name).lower() for e in self.catalogue if "chat" in e.formats
+        }
         return sorted(
             name
             for name in member.listed
-            if name not in known
-            and not any(name == f or name.startswith(f + "-") for f in families)
+            if name.lower() not in known
+            and not any(_lists_family({name.lower()}, f) for f in families)
         )
 
     # -- everything else a relay does -------------------------------------------------

@@ -441,7 +441,9 @@ def character_list_embed(aliases: Sequence[CharacterAliasLike], locale: str) -> 
 
 
 def relay_status_embed(relays: Sequence[RelayHealthLike], locale: str) -> discord.Embed:
-    """One field per relay: ok or the error, latency and the models it offers."""
+    """One field per relay: ok or the error, latency, the catalogue models it offers (by
+    its model list, or all its format carries when it has none) and the names it lists
+    that the catalogue doesn't know."""
     healthy = all(relay.ok for relay in relays) and bool(relays)
     embed = discord.Embed(title=f"🛰️ {t('relay.title', locale)}", colour=GREEN if healthy else RED)
     if not relays:
@@ -466,9 +468,12 @@ def relay_status_embed(relays: Sequence[RelayHealthLike], locale: str) -> discor
                 if relay.low_credit is not None
                 else t("relay.low_credit_unknown", locale)
             )
-        if relay.models:
-            models = ", ".join(escape_member_text(m) for m in relay.models)
-            lines.append(t("relay.models", locale, models=clamp(models, 600)))
+        offers = ", ".join(escape_member_text(m) for m in relay.offers) or "—"
+        key = "relay.offers" if relay.listed else "relay.offers_unlisted"
+        lines.append(t(key, locale, models=clamp(offers, 400)))
+        if relay.unknown:
+            unknown = ", ".join(escape_member_text(m) for m in relay.unknown)
+            lines.append(t("relay.unknown_models", locale, models=clamp(unknown, 300)))
         name = escape_member_text(relay.name) or "?"
         embed.add_field(name=name, value="\n".join(lines), inline=False)
     if len(relays) > len(shown):

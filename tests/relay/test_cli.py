@@ -129,6 +129,25 @@ async def test_check_lists_models(relay, tmp_path):
     assert code == 1 and "rejected" in err
 
 
+async def test_check_names_the_catalogue_models_each_relay_offers(relay, tmp_path):
+    relay.behaviour.models = ("sora-2", "veo3-fast", "gpt-4o-mini")
+    code, out, err = await run_cli(tmp_path, relay_env(relay), "check")
+    assert code == 0, err
+    assert "offers: sora-2, veo3-fast\n" in out
+    assert "not in the catalogue: 1 (gpt-4o-mini)" in out
+    assert KEY not in out + err
+
+
+async def test_check_says_a_relay_without_a_model_list_may_carry_its_formats_models(
+    relay, tmp_path
+):
+    relay.behaviour.models_answer = "absent"
+    code, out, err = await run_cli(tmp_path, relay_env(relay, fmt="chat"), "check")
+    assert code == 1 and err.strip()
+    assert "offers: unknown, no model list; may carry sora-2, sora-2-pro" in out
+    assert "veo3" not in out  # the chat format can't carry Veo
+
+
 def test_redacting_filter_hides_keys_in_messages_args_and_tracebacks():
     stream = io.StringIO()
     handler = setup_logging("DEBUG", [KEY, "discord.token.value"], stream=stream)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from bot.catalogue import shipped_catalogue
 from bot.clock import FakeClock
 from bot.fakes.relay import FakeRelay
 from bot.relay.client import RelayClient
@@ -264,8 +265,45 @@ async def test_model_not_found_from_every_relay_is_refunded(pool_of, relay: Fake
 
 
 async def test_health_shows_offers_and_unknown_names(pool_of, relay: FakeRelay) -> None:
-    relay.behaviour.models = ("sora-2", "gpt-4o-mini")
-    pool = pool_of(relay.url)
+    relay.behaviour.models = ("sora-2", "VEO3-FAST", "gpt-4o-mini", "kling-v2")
+    pool = pool_of(relay.url, catalogue=shipped_catalogue())
     report = await pool.health()
-    assert report[0].listed and list(report[0].offers) == ["gpt-4o-mini", "sora-2"]
-    assert pool.members[0].listed == {"sora-2", "gpt-4o-mini"}  # health refreshed the cache
+    assert report[0].listed and list(report[0].offers) == ["sora-2", "veo3-fast"]
+    assert list(report[0].unknown) == ["gpt-4o-mini", "kling-v2"]
+    assert pool.members[0].listed is not None  # health refreshed the cache
+    assert pool.offered_models() == {"sora-2", "veo3-fast"}
+
+
+# --- with the catalogue: formats, chat families ----------------------------------------
+
+
+async def test_a_relay_whose_format_cannot_carry_a_model_never_gets_it(
+    pool_of, relay: FakeRelay, clock: FakeClock
+) -> None:
+    relay.behaviour.models_answer = "absent"
+    chat = RelayClient(relay.url, SecretStr(KEY), clock=clock, format="chat")
+    pool = RelayPool([("chatty", chat)], clock=clock, catalogue=shipped_catalogue())
+    try:
+        await pool.refresh_offers()
+        # No list: it may carry whatever the chat format carries, and Veo is task-only.
+        assert pool.offered_models() == {"sora-2", "sora-2-pro"}
+        assert pool.offers("sora-2") and not pool.offers("veo3-fast")
+    finally:
+        await pool.aclose()
+
+
+async def test_a_chat_relay_offers_what_its_family_is_listed_as(
+    pool_of, relay: FakeRelay, clock: FakeClock
+) -> None:
+    relay.behaviour.models = ("sora_video2-portrait", "sora_video2-landscape-hd", "gpt-4o")
+    chat = RelayClient(relay.url, SecretStr(KEY), clock=clock, format="chat")
+    pool = RelayPool([("chatty", chat)], clock=clock, catalogue=shipped_catalogue())
+    try:
+        await pool.refresh_offers()
+        assert pool.offered_models() == {"sora-2", "sora-2-pro"}
+        assert pool.unknown_names(pool.members[0]) == ["gpt-4o"]
+        relay.behaviour.models = ("gpt-4o",)
+        await pool.refresh_offers()
+        assert pool.offered_models() == set()
+    finally:
+        await pool.aclose()

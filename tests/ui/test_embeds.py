@@ -251,6 +251,9 @@ class Health:
     breaker: str = "closed"
     low_credit: float | None = None
     low_credit_noticed: bool = False
+    offers: tuple[str, ...] = ("sora-2", "sora-2-pro")
+    listed: bool = True
+    unknown: tuple[str, ...] = ()
 
 
 def test_relay_status_embed_names_paused_and_low_credit_relays() -> None:
@@ -267,15 +270,35 @@ def test_relay_status_embed_names_paused_and_low_credit_relays() -> None:
 
 def test_relay_status_embed() -> None:
     embed = relay_status_embed(
-        [Health("main", True), Health("backup", False, None, (), "401")], "en"
+        [
+            Health("main", True, unknown=("gpt-4o",)),
+            Health("backup", False, None, (), "401", listed=False),
+        ],
+        "en",
     )
     assert embed.colour == RED
     assert [(f.name, f.value) for f in embed.fields] == [
-        ("main", "✅ OK · 320 ms\nModels: sora-2, sora-2-pro"),
-        ("backup", "❌ Error: 401"),
+        (
+            "main",
+            "✅ OK · 320 ms\nOffers: sora-2, sora-2-pro\nListed, not in the catalogue: gpt-4o",
+        ),
+        (
+            "backup",
+            "❌ Error: 401\nOffers: unknown (no model list); may carry sora-2, sora-2-pro",
+        ),
     ]
     assert relay_status_embed([Health("main", True)], "en").colour == GREEN
     assert relay_status_embed([], "en").description == "No video services are configured."
-    crowd = [Health(f"r{n}" * 100, False, error="e" * 2000, models=("m" * 500,)) for n in range(40)]
+    crowd = [
+        Health(
+            f"r{n}" * 100,
+            False,
+            error="e" * 2000,
+            models=("m" * 500,),
+            offers=("o" * 500,) * 3,
+            unknown=("u" * 500,) * 3,
+        )
+        for n in range(40)
+    ]
     embed = relay_status_embed(crowd, "en")
     assert_within_limits(embed)

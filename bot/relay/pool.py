@@ -490,6 +490,12 @@ class RelayPool:
             return None
         return set().union(*(m.listed or () for m in healthy))
 
+    def offered_names(self) -> frozenset[str] | None:
+        """`offered_models` in lower case, for the model menus (autocomplete): read from the
+        cache, never waiting on a relay. None: not known, every model may be shown."""
+        offered = self.offered_models()
+        return None if offered is None else frozenset(name.lower() for name in offered)
+
     def offered_by(self, member: PoolMember) -> list[str]:
         """The catalogue models this relay offers (or may, with no list), in catalogue order."""
         if self.catalogue is None:

@@ -272,6 +272,21 @@ async def test_health_shows_offers_and_unknown_names(pool_of, relay: FakeRelay) 
     assert list(report[0].unknown) == ["gpt-4o-mini", "kling-v2"]
     assert pool.members[0].listed is not None  # health refreshed the cache
     assert pool.offered_models() == {"sora-2", "veo3-fast"}
+    assert pool.offered_names() == {"sora-2", "veo3-fast"}
+
+
+async def test_only_healthy_relays_count_for_the_menus(
+    pool_of, relay: FakeRelay, backup: FakeRelay
+) -> None:
+    relay.behaviour.models = ("sora-2", "veo3-fast")
+    backup.behaviour.models = ("sora-2",)
+    pool = pool_of(relay.url, backup.url, catalogue=shipped_catalogue(), threshold=1, cooldown=1e6)
+    await pool.refresh_offers()
+    assert pool.offered_names() == {"sora-2", "veo3-fast"}
+    relay.fail_next("task_submit", status=403, body='{"error":{"message":"用户额度不足"}}')
+    await collect(pool.generate(request("a heron")))  # the first relay's breaker opens
+    assert pool.members[0].breaker.state == "open"
+    assert pool.offered_names() == {"sora-2"} and not pool.offers("veo3-fast")
 
 
 # --- with the catalogue: formats, chat families ----------------------------------------

@@ -47,7 +47,7 @@ from bot.relay.models import (
     VideoRequest,
     VideoResult,
 )
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, database_password, load_settings
 from bot.store.database import SchemaTooNewError
 
 if TYPE_CHECKING:
@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.discord_token,
         settings.relay_webhook_secret,
         *(relay.api_key for relay in relays),
+        database_password(settings),
     ]
     setup_logging(settings.log_level, secrets_of(*secrets))
     try:

@@ -27,7 +27,7 @@ from bot.operator_notices import OperatorNotices
 from bot.relay.pool import RelayPool
 from bot.relay.webhook import NoticeReceiver
 from bot.settings import Settings
-from bot.store.database import Database
+from bot.store.interface import Store, open_store
 from bot.tree import VideoTree
 from bot.ui.i18n import BotTranslator
 from bot.ui.views import JobActions
@@ -50,7 +50,7 @@ def point_at_discord(api_base: str, gateway_url: str) -> None:
 class VideoBot(commands.AutoShardedBot):
     """The bot. Shards automatically; needs no privileged intents."""
 
-    db: Database
+    db: Store
     relay: RelayPool
     engine: JobEngine
     defaults: DefaultsService
@@ -98,9 +98,11 @@ class VideoBot(commands.AutoShardedBot):
                 await self.load_extension(extension)
             return
         s = self.settings
-        self.db = await Database.open(
+        self.db = await open_store(
+            s.database_url.get_secret_value() if s.database_url else None,
             s.database_path,
             clock=self.clock,
+            pool_size=s.database_pool_size,
             default_guild_monthly=s.quota_guild_monthly,
             default_user_daily=s.quota_user_daily,
         )

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
 
     # Storage and logs
     database_path: Path = Path("data/bot.db")
+    # postgresql://user:password@host:port/dbname selects PostgreSQL; empty keeps SQLite.
+    database_url: SecretStr | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
     log_level: LogLevel = "INFO"
 
     # Jobs
@@ -154,6 +157,15 @@ class Settings(BaseSettings):
     def _url(cls, value: str) -> str:
         return _check_url(value)
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("must start with postgresql:// (leave it empty for SQLite)")
+        return value
+
     @field_validator("relays")
     @classmethod
     def _unique_names(cls, value: list[RelayConfig]) -> list[RelayConfig]:
@@ -204,3 +216,13 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
         message = str(error["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"{name} is invalid: {message}") from None
+
+
+def database_password(settings: Settings) -> SecretStr | None:
+    """The password inside `DATABASE_URL`, so the logs can redact it."""
+    if settings.database_url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    password = urlsplit(settings.database_url.get_secret_value()).password
+    return SecretStr(password) if password else None

@@ -32,8 +32,8 @@ from bot.relay.models import (
     VideoRequest,
     VideoResult,
 )
-from bot.store.database import Database
 from bot.store.images import ImagesGoneError
+from bot.store.interface import Store
 from bot.store.jobs import Job, NewJob
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class JobEngine:
 
     def __init__(
         self,
-        db: Database,
+        db: Store,
         relay: Relay,
         *,
         costs: CostTable | None = None,

@@ -1,4 +1,7 @@
-"""SQLite storage: jobs, quotas and their ledger, guild settings, character aliases.
+"""Storage: jobs, quotas and their ledger, guild settings, character aliases, images.
+
+Two backends behind one interface (`bot.store.interface.Store`): SQLite (default) and
+PostgreSQL (`bot.store.postgres`, with DATABASE_URL); `open_store` picks one.
 
 Only this package speaks SQL. It imports nothing from the bot but the relay's request
 model and the clock.
@@ -14,6 +17,7 @@ from bot.store.characters import (
 )
 from bot.store.database import Database, MigrationError, SchemaTooNewError
 from bot.store.guilds import GuildRepo, GuildSettings
+from bot.store.interface import Store, open_store
 from bot.store.jobs import ACTIVE_STATUSES, FINAL_STATUSES, Job, JobRepo, JobStatus, NewJob
 from bot.store.preferences import Defaults, ModelNotAllowedError, PreferenceRepo, Preferences
 from bot.store.quotas import (
@@ -57,7 +61,9 @@ __all__ = [
     "QuotaStatus",
     "RoleRule",
     "SchemaTooNewError",
+    "Store",
     "UnknownAliasError",
     "Unset",
     "UsageTotals",
+    "open_store",
 ]

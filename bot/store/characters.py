@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import re
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -155,26 +156,38 @@ class CharacterRepo:
         Only spaces the rewrite would double are dropped; the rest of the prompt is
         kept as written. Direct messages (`guild_id` None) have no aliases.
         """
-        wanted = {m[1].lower() for m in _MENTION.finditer(prompt) if "." not in m[1]}
-        if not wanted:
-            return prompt
-        known: dict[str, str] = {}
-        if guild_id is not None:
-            names = sorted(wanted)
-            rows = await self._db.fetchall(
-                "SELECT alias, username FROM character_aliases WHERE guild_id = ?"
-                f" AND alias IN ({', '.join('?' * len(names))})",
-                (guild_id, *names),
-            )
-            known = {row["alias"]: row["username"] for row in rows}
-        missing: list[str] = []
-        for match in _MENTION.finditer(prompt):
-            name = match[1]
-            if "." not in name and name.lower() not in known and name not in missing:
-                missing.append(name)
-        if missing:
-            raise UnknownAliasError(missing)
-        return _substitute(prompt, known)
+        return await rewrite_with(prompt, guild_id, self._usernames)
+
+    async def _usernames(self, guild_id: int, names: builtins.list[str]) -> dict[str, str]:
+        rows = await self._db.fetchall(
+            "SELECT alias, username FROM character_aliases WHERE guild_id = ?"
+            f" AND alias IN ({', '.join('?' * len(names))})",
+            (guild_id, *names),
+        )
+        return {row["alias"]: row["username"] for row in rows}
+
+
+async def rewrite_with(
+    prompt: str,
+    guild_id: int | None,
+    usernames: Callable[[int, list[str]], Awaitable[dict[str, str]]],
+) -> str:
+    """`CharacterRepo.rewrite_prompt` for either backend: `usernames(guild, aliases)`
+    reads the relay usernames of the aliases that exist."""
+    wanted = {m[1].lower() for m in _MENTION.finditer(prompt) if "." not in m[1]}
+    if not wanted:
+        return prompt
+    known: dict[str, str] = {}
+    if guild_id is not None:
+        known = await usernames(guild_id, sorted(wanted))
+    missing: list[str] = []
+    for match in _MENTION.finditer(prompt):
+        name = match[1]
+        if "." not in name and name.lower() not in known and name not in missing:
+            missing.append(name)
+    if missing:
+        raise UnknownAliasError(missing)
+    return _substitute(prompt, known)
 
 
 def _substitute(prompt: str, known: dict[str, str]) -> str:

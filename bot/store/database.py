@@ -61,10 +61,12 @@ PRAGMAS = (
 class SchemaTooNewError(RuntimeError):
     """The database was written by a newer bot; reading it could corrupt it."""
 
-    def __init__(self, path: str, found: int, known: int) -> None:
+    def __init__(
+        self, path: str, found: int, known: int, *, setting: str = "DATABASE_PATH"
+    ) -> None:
         super().__init__(
             f"The database {path} has schema version {found}, but this bot only knows "
-            f"versions up to {known}; upgrade the bot or point DATABASE_PATH elsewhere."
+            f"versions up to {known}; upgrade the bot or point {setting} elsewhere."
         )
         self.path = path
         self.found = found
@@ -175,6 +177,8 @@ async def connect(path: str | Path) -> aiosqlite.Connection:
 class Database:
     """The bot's storage: `jobs`, `quotas`, `characters`, `guilds`, `images` and `preferences`
     repositories."""
+
+    backend = "sqlite"
 
     def __init__(
         self,

@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Final, Literal, NamedTuple, Protocol
 
 from bot.store._util import UNSET, Unset, day_key, from_db, month_key, next_day, next_month, to_db
 
@@ -340,23 +340,7 @@ class QuotaRepo:
         period: Period,
     ) -> None:
         """Raise `QuotaExceededError` if `cost` more units would break a limit (guild first)."""
-        st = self._status(conn, guild_id, user_id, roles, is_admin, period)
-        if st.guild_limit is not None and st.guild_used + cost > st.guild_limit:
-            raise QuotaExceededError(
-                "guild",
-                limit=st.guild_limit,
-                used=st.guild_used,
-                cost=cost,
-                resets_at=st.guild_resets_at,
-            )
-        if st.user_limit is not None and st.user_used + cost > st.user_limit:
-            raise QuotaExceededError(
-                "user",
-                limit=st.user_limit,
-                used=st.user_used,
-                cost=cost,
-                resets_at=st.user_resets_at,
-            )
+        raise_if_over(self._status(conn, guild_id, user_id, roles, is_admin, period), cost)
 
     def _status(
         self,
@@ -368,12 +352,9 @@ class QuotaRepo:
         period: Period,
     ) -> QuotaStatus:
         day, month = period.day, period.month
-        monthly: int | None = self.default_guild_monthly
-        daily: int | None = self.default_user_daily
-        exempt = False
-        guild_used = 0
-        guild_limit: int | None = None
-        multiplier: float | None = None
+        settings: tuple[int | None, int | None, bool] | None = None
+        rule: tuple[bool, float | None] | None = None
+        guild_totals = (0, 0)
         if guild_id is not None:
             row = conn.execute(
                 "SELECT monthly_limit, user_daily_limit, admins_exempt FROM guild_settings"
@@ -381,37 +362,103 @@ class QuotaRepo:
                 (guild_id,),
             ).fetchone()
             if row is not None:
-                monthly = monthly if row[0] is None else row[0]
-                daily = daily if row[1] is None else row[1]
-                exempt = bool(row[2]) and is_admin
+                settings = (row[0], row[1], bool(row[2]))
             if roles:
                 marks = ", ".join("?" * len(roles))
-                rule = conn.execute(
+                found = conn.execute(
                     "SELECT MAX(exempt), MAX(multiplier) FROM role_rules"
                     f" WHERE guild_id = ? AND role_id IN ({marks})",
                     (guild_id, *roles),
                 ).fetchone()
-                if rule is not None:
-                    exempt = exempt or bool(rule[0])
-                    multiplier = rule[1]
-            guild_used, guild_granted = _guild_totals(conn, guild_id, month)
-            guild_limit = _limit(monthly)
-            if guild_limit is not None:
-                guild_limit += guild_granted
-        user_used, user_granted = _user_totals(conn, guild_id, user_id, day)
-        user_limit = None if exempt else _limit(daily)
-        if user_limit is not None:
-            if multiplier is not None:
-                user_limit = math.floor(user_limit * multiplier)
-            user_limit += user_granted
-        return QuotaStatus(
-            guild_used=guild_used,
-            guild_limit=guild_limit,
-            guild_resets_at=period.next_month,
-            user_used=user_used,
-            user_limit=user_limit,
-            user_resets_at=period.next_day,
-            user_exempt=exempt,
+                if found is not None:
+                    rule = (bool(found[0]), found[1])
+            guild_totals = _guild_totals(conn, guild_id, month)
+        return compose_status(
+            self,
+            in_guild=guild_id is not None,
+            settings=settings,
+            rule=rule,
+            guild_totals=guild_totals,
+            user_totals=_user_totals(conn, guild_id, user_id, day),
+            is_admin=is_admin,
+            period=period,
+        )
+
+
+class _Defaults(Protocol):
+    default_guild_monthly: int | None
+    default_user_daily: int | None
+
+
+def compose_status(
+    defaults: _Defaults,
+    *,
+    in_guild: bool,
+    settings: tuple[int | None, int | None, bool] | None,
+    rule: tuple[bool, float | None] | None,
+    guild_totals: tuple[int, int],
+    user_totals: tuple[int, int],
+    is_admin: bool,
+    period: Period,
+) -> QuotaStatus:
+    """Where a member stands, from what the database holds (shared by both backends).
+
+    `settings` is the guild's (monthly, user_daily, admins_exempt) row, `rule` the
+    (any exempt, largest multiplier) of the member's role rules, and the totals are
+    (used, granted) of the guild's month and the member's day.
+    """
+    monthly: int | None = defaults.default_guild_monthly
+    daily: int | None = defaults.default_user_daily
+    exempt = False
+    guild_used = 0
+    guild_limit: int | None = None
+    multiplier: float | None = None
+    if in_guild:
+        if settings is not None:
+            monthly = monthly if settings[0] is None else settings[0]
+            daily = daily if settings[1] is None else settings[1]
+            exempt = settings[2] and is_admin
+        if rule is not None:
+            exempt = exempt or rule[0]
+            multiplier = rule[1]
+        guild_used, guild_granted = guild_totals
+        guild_limit = _limit(monthly)
+        if guild_limit is not None:
+            guild_limit += guild_granted
+    user_used, user_granted = user_totals
+    user_limit = None if exempt else _limit(daily)
+    if user_limit is not None:
+        if multiplier is not None:
+            user_limit = math.floor(user_limit * multiplier)
+        user_limit += user_granted
+    return QuotaStatus(
+        guild_used=guild_used,
+        guild_limit=guild_limit,
+        guild_resets_at=period.next_month,
+        user_used=user_used,
+        user_limit=user_limit,
+        user_resets_at=period.next_day,
+        user_exempt=exempt,
+    )
+
+
+def raise_if_over(st: QuotaStatus, cost: int) -> None:
+    """`QuotaExceededError` if `cost` more units would break a limit (the guild's first)."""
+    if st.guild_limit is not None and st.guild_used + cost > st.guild_limit:
+        raise QuotaExceededError(
+            "guild",
+            limit=st.guild_limit,
+            used=st.guild_used,
+            cost=cost,
+            resets_at=st.guild_resets_at,
+        )
+    if st.user_limit is not None and st.user_used + cost > st.user_limit:
+        raise QuotaExceededError(
+            "user",
+            limit=st.user_limit,
+            used=st.user_used,
+            cost=cost,
+            resets_at=st.user_resets_at,
         )
 
 

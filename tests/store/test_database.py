@@ -43,8 +43,8 @@ async def test_open_creates_folder_and_migrates_an_empty_file(db_path: Path) -> 
     assert await _user_version(db_path) == len(load_migrations())
 
 
-async def test_pragmas(db: Database) -> None:
-    async with db.reading() as conn:
+async def test_pragmas(sqlite_db: Database) -> None:
+    async with sqlite_db.reading() as conn:
         for pragma, expected in [
             ("foreign_keys", 1),
             ("journal_mode", "wal"),
@@ -139,21 +139,21 @@ async def test_failed_migration_rolls_back_whole_step(db_path: Path) -> None:
         await conn.close()
 
 
-async def test_transaction_rolls_back_on_error(db: Database) -> None:
+async def test_transaction_rolls_back_on_error(sqlite_db: Database) -> None:
     with pytest.raises(RuntimeError):
-        async with db.transaction() as conn:
+        async with sqlite_db.transaction() as conn:
             await conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (1, 'x')")
             raise RuntimeError("boom")
-    assert await db.fetchone("SELECT * FROM guild_settings") is None
+    assert await sqlite_db.fetchone("SELECT * FROM guild_settings") is None
     # The connection is usable afterwards.
-    await db.jobs.create(new_job(), cost=1)
+    await sqlite_db.jobs.create(new_job(), cost=1)
 
 
-async def test_cancelled_transaction_rolls_back_and_releases_lock(db: Database) -> None:
+async def test_cancelled_transaction_rolls_back_and_releases_lock(sqlite_db: Database) -> None:
     entered = asyncio.Event()
 
     async def writer() -> None:
-        async with db.transaction() as conn:
+        async with sqlite_db.transaction() as conn:
             await conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (1, 'x')")
             entered.set()
             await asyncio.Event().wait()
@@ -163,8 +163,8 @@ async def test_cancelled_transaction_rolls_back_and_releases_lock(db: Database) 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await db.fetchone("SELECT * FROM guild_settings") is None
-    await db.jobs.create(new_job(), cost=1)
+    assert await sqlite_db.fetchone("SELECT * FROM guild_settings") is None
+    await sqlite_db.jobs.create(new_job(), cost=1)
 
 
 async def test_data_survives_reopen(db_path: Path, clock: FakeClock) -> None:
@@ -175,29 +175,31 @@ async def test_data_survives_reopen(db_path: Path, clock: FakeClock) -> None:
     assert again == job
 
 
-async def test_run_transaction_commits_returns_and_rolls_back(db: Database) -> None:
+async def test_run_transaction_commits_returns_and_rolls_back(sqlite_db: Database) -> None:
     def insert(conn: sqlite3.Connection) -> int:
         cursor = conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (1, 'x')")
         assert conn.in_transaction
         return cursor.rowcount
 
-    assert await db.run_transaction(insert) == 1
+    assert await sqlite_db.run_transaction(insert) == 1
 
     def insert_then_fail(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (2, 'x')")
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        await db.run_transaction(insert_then_fail)
-    rows = await db.run(lambda conn: conn.execute("SELECT guild_id FROM guild_settings").fetchall())
+        await sqlite_db.run_transaction(insert_then_fail)
+    rows = await sqlite_db.run(
+        lambda conn: conn.execute("SELECT guild_id FROM guild_settings").fetchall()
+    )
     assert [row["guild_id"] for row in rows] == [1]  # sqlite3.Row, as through aiosqlite
-    assert not db._conn.in_transaction
+    assert not sqlite_db._conn.in_transaction
 
 
-async def test_run_transactions_never_interleave(db: Database) -> None:
+async def test_run_transactions_never_interleave(sqlite_db: Database) -> None:
     """Read-modify-write with a gap, mixing `run_transaction` with awaited `transaction`
     blocks: a lost update or a nested BEGIN would show."""
-    await db.execute(
+    await sqlite_db.execute(
         "INSERT INTO guild_settings (guild_id, monthly_limit, updated_at) VALUES (1, 0, 'x')"
     )
     select = "SELECT monthly_limit FROM guild_settings WHERE guild_id = 1"
@@ -207,7 +209,7 @@ async def test_run_transactions_never_interleave(db: Database) -> None:
         conn.execute(update, (conn.execute(select).fetchone()[0] + 1,))
 
     async def bump_awaiting() -> None:
-        async with db.transaction() as conn:
+        async with sqlite_db.transaction() as conn:
             async with conn.execute(select) as cursor:
                 row = await cursor.fetchone()
             await asyncio.sleep(0)
@@ -215,12 +217,12 @@ async def test_run_transactions_never_interleave(db: Database) -> None:
             await conn.execute(update, (row[0] + 1,))
 
     await asyncio.gather(
-        *(db.run_transaction(bump) if n % 2 else bump_awaiting() for n in range(60))
+        *(sqlite_db.run_transaction(bump) if n % 2 else bump_awaiting() for n in range(60))
     )
-    assert (await db.quotas.limits(1)).monthly == 60
+    assert (await sqlite_db.quotas.limits(1)).monthly == 60
 
 
-async def test_missing_aiosqlite_internals_fail_loudly(db: Database) -> None:
-    require_thread_api(db._conn)  # the installed aiosqlite has them
+async def test_missing_aiosqlite_internals_fail_loudly(sqlite_db: Database) -> None:
+    require_thread_api(sqlite_db._conn)  # the installed aiosqlite has them
     with pytest.raises(RuntimeError, match=r"aiosqlite .*Connection\._execute"):
         require_thread_api(object())  # type: ignore[arg-type]

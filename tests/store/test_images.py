@@ -63,22 +63,22 @@ async def test_a_job_row_keeps_references_not_bytes(db: Database) -> None:
 
 
 async def test_lists_autocomplete_and_progress_reads_never_touch_image_bytes(
-    db: Database,
+    sqlite_db: Database,
 ) -> None:
     for n in range(3):
-        await db.jobs.create(
+        await sqlite_db.jobs.create(
             with_images(os.urandom(MB), os.urandom(MB), os.urandom(MB), prompt=f"job {n}"),
             cost=1,
         )
     statements: list[str] = []
-    await db.run(lambda conn: conn.set_trace_callback(statements.append))
+    await sqlite_db.run(lambda conn: conn.set_trace_callback(statements.append))
     try:
-        summaries = await db.jobs.summaries_for_user(1, 10, limit=25)
-        recent = await db.jobs.recent_for_user(1, 10, limit=25)
-        job = await db.jobs.get(recent[0].id)
-        await db.jobs.set_progress(recent[0].id, 50.0, "rendering")
+        summaries = await sqlite_db.jobs.summaries_for_user(1, 10, limit=25)
+        recent = await sqlite_db.jobs.recent_for_user(1, 10, limit=25)
+        job = await sqlite_db.jobs.get(recent[0].id)
+        await sqlite_db.jobs.set_progress(recent[0].id, 50.0, "rendering")
     finally:
-        await db.run(lambda conn: conn.set_trace_callback(None))
+        await sqlite_db.run(lambda conn: conn.set_trace_callback(None))
     assert [(s.id, s.status, s.prompt) for s in summaries] == [
         (3, "queued", "job 2"),
         (2, "queued", "job 1"),
@@ -87,7 +87,7 @@ async def test_lists_autocomplete_and_progress_reads_never_touch_image_bytes(
     assert job is not None and len(job.request.images) == 3
     assert statements and not [sql for sql in statements if "images" in sql]
     assert "request_json" not in statements[0].replace("json_extract(request_json", "")
-    assert max(await row_sizes(db)) < 2000  # what recent_for_user and get decode
+    assert max(await row_sizes(sqlite_db)) < 2000  # what recent_for_user and get decode
 
 
 async def test_cleanup_keeps_what_a_young_or_unfinished_job_needs(

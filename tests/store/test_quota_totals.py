@@ -142,7 +142,7 @@ async def test_random_history_never_drifts(db: Database, clock: FakeClock, seed:
     assert await db.quotas.audit() == []
 
 
-async def test_a_failing_function_rolls_back_alone_in_a_group_commit(db: Database) -> None:
+async def test_a_failing_function_rolls_back_alone_in_a_group_commit(sqlite_db: Database) -> None:
     def write(n: int, conn: sqlite3.Connection) -> int:
         conn.execute("INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, 'x')", (n,))
         if n % 3 == 0:
@@ -150,16 +150,17 @@ async def test_a_failing_function_rolls_back_alone_in_a_group_commit(db: Databas
         return n
 
     results = await asyncio.gather(
-        *(db.run_transaction(partial(write, n)) for n in range(1, 31)), return_exceptions=True
+        *(sqlite_db.run_transaction(partial(write, n)) for n in range(1, 31)),
+        return_exceptions=True,
     )
     for n, result in enumerate(results, 1):
         if n % 3 == 0:
             assert isinstance(result, RuntimeError) and str(result) == f"boom {n}"
         else:
             assert result == n
-    rows = await db.fetchall("SELECT guild_id FROM guild_settings ORDER BY guild_id")
+    rows = await sqlite_db.fetchall("SELECT guild_id FROM guild_settings ORDER BY guild_id")
     assert [r[0] for r in rows] == [n for n in range(1, 31) if n % 3]
-    assert not db._conn.in_transaction
+    assert not sqlite_db._conn.in_transaction
 
 
 async def test_concurrent_creates_and_finishes_match_the_ledger(db: Database) -> None:

@@ -23,7 +23,7 @@ from bot.store.preferences import Defaults, ModelNotAllowedError, Preferences
 
 if TYPE_CHECKING:
     from bot.catalogue import Catalogue, ModelEntry
-    from bot.store.preferences import PreferenceRepo
+    from bot.store.interface import PreferenceStore
 
 __all__ = ["DefaultsService", "ModelNotAllowedError", "Resolved", "Skipped", "resolve"]
 
@@ -250,7 +250,7 @@ class DefaultsService:
     its shard, and `/settings` for that server does too, so the set stays true.
     """
 
-    def __init__(self, repo: PreferenceRepo, catalogue: Catalogue) -> None:
+    def __init__(self, repo: PreferenceStore, catalogue: Catalogue) -> None:
         self.repo = repo
         self.catalogue = catalogue
         self._guilds: set[int] = set()

@@ -12,7 +12,7 @@ the PostgreSQL ones. The store tests run the same assertions against both.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -23,6 +23,7 @@ from bot.store._util import Unset
 from bot.store.characters import CharacterAlias
 from bot.store.guilds import GuildSettings
 from bot.store.jobs import Job, JobStatus, JobSummary, NewJob
+from bot.store.preferences import Defaults, Preferences
 from bot.store.quotas import GuildLimits, LedgerEntry, QuotaDrift, QuotaStatus, RoleRule
 
 
@@ -154,6 +155,40 @@ class ImageStore(Protocol):
     async def count(self) -> int: ...
 
 
+class PreferenceStore(Protocol):
+    async def get(self, guild_id: int, user_id: int) -> Preferences: ...
+    async def member(self, guild_id: int, user_id: int) -> Defaults: ...
+    async def server(self, guild_id: int) -> Defaults: ...
+    async def allowed_models(self, guild_id: int) -> frozenset[str] | None: ...
+    async def guilds_with_settings(self) -> set[int]: ...
+    async def set_member(
+        self,
+        guild_id: int,
+        user_id: int,
+        *,
+        model: str | Unset | None = ...,
+        orientation: str | Unset | None = ...,
+        duration: int | Unset | None = ...,
+        hd: bool | Unset | None = ...,
+        private: bool | Unset | None = ...,
+    ) -> Defaults: ...
+    async def set_server(
+        self,
+        guild_id: int,
+        *,
+        model: str | Unset | None = ...,
+        orientation: str | Unset | None = ...,
+        duration: int | Unset | None = ...,
+        hd: bool | Unset | None = ...,
+        private: bool | Unset | None = ...,
+    ) -> Defaults: ...
+    async def reset_member(self, guild_id: int, user_id: int) -> None: ...
+    async def reset_server(self, guild_id: int) -> None: ...
+    async def set_allowed_models(
+        self, guild_id: int, models: Iterable[str] | None
+    ) -> frozenset[str] | None: ...
+
+
 class Store(Protocol):
     """What the bot uses of its storage, whichever the backend."""
 
@@ -171,6 +206,8 @@ class Store(Protocol):
     def guilds(self) -> GuildStore: ...
     @property
     def images(self) -> ImageStore: ...
+    @property
+    def preferences(self) -> PreferenceStore: ...
 
     async def close(self) -> None: ...
     async def __aenter__(self) -> Store: ...

@@ -170,6 +170,7 @@ class PgDatabase:
         from bot.store.postgres.guilds import PgGuildRepo
         from bot.store.postgres.images import PgImageRepo
         from bot.store.postgres.jobs import PgJobRepo
+        from bot.store.postgres.preferences import PgPreferenceRepo
         from bot.store.postgres.quotas import PgQuotaRepo
 
         self.pool = pool
@@ -183,6 +184,7 @@ class PgDatabase:
         self.characters = PgCharacterRepo(self)
         self.guilds = PgGuildRepo(self)
         self.images = PgImageRepo(self)
+        self.preferences = PgPreferenceRepo(self)
 
     @classmethod
     async def open(

@@ -21,6 +21,7 @@ from bot.store.images import detach
 from bot.store.jobs import _ACTIVE_SQL, FINAL_STATUSES, Job, JobStatus, JobSummary, NewJob
 from bot.store.postgres.database import rowcount, text
 from bot.store.postgres.images import pg_store_for_job
+from bot.store.postgres.preferences import pg_check_model_allowed
 from bot.store.postgres.quotas import PgQuotaRepo, insert_ledger, lock_scopes
 from bot.store.quotas import Period
 
@@ -46,6 +47,7 @@ class PgJobRepo:
         request_json = request.model_dump_json()
 
         async def create(conn: Connection) -> int:
+            await pg_check_model_allowed(conn, new.guild_id, request.model)
             await self._quotas._check(conn, new.guild_id, new.user_id, cost, roles, is_admin, at)
             job_id: int = await conn.fetchval(
                 "INSERT INTO jobs (guild_id, channel_id, user_id, interaction_token, locale,"

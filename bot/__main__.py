@@ -82,9 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     side = gen.add_mutually_exclusive_group()
     side.add_argument("--portrait", dest="orientation", action="store_const", const="portrait")
     side.add_argument("--landscape", dest="orientation", action="store_const", const="landscape")
-    gen.add_argument("--duration", type=int, choices=[10, 15, 25], default=10)
+    gen.add_argument(
+        "--duration", type=int, default=None, help="seconds (default: the model's first)"
+    )
     gen.add_argument("--hd", action="store_true")
-    gen.add_argument("--model", default="sora-2")
+    gen.add_argument("--model", default=None, help="a catalogue model (default: its default)")
     gen.add_argument("--image", action="append", default=[], metavar="PATH_OR_URL")
     gen.add_argument(
         "--output", "-o", type=Path, default=None, metavar="FILE", help="save the video to FILE"
@@ -158,14 +160,17 @@ def _checked_image(**fields: object) -> ImageInput:
 
 
 def _request(args: argparse.Namespace, settings: Settings) -> VideoRequest:
-    return VideoRequest.build(
+    """The request as the bot would render it: checked against the model's catalogue entry
+    (`InvalidRequest` with its one sentence), with the model's own default duration."""
+    chosen = {"duration": args.duration, "model": args.model}
+    request = VideoRequest.build(
         prompt=args.prompt,
         orientation=args.orientation or "portrait",
-        duration=args.duration,
         hd=args.hd,
-        model=args.model,
         images=tuple(_image(value, settings) for value in args.image),
+        **{name: value for name, value in chosen.items() if value is not None},
     )
+    return settings.catalogue().resolve(request)
 
 
 async def _generate(args: argparse.Namespace, settings: Settings, request: VideoRequest) -> int:
@@ -175,9 +180,14 @@ async def _generate(args: argparse.Namespace, settings: Settings, request: Video
         settings.relay_configs()[0],
         timeout=settings.relay_timeout,
         stream_idle=settings.relay_stream_idle_seconds,
+        catalogue=settings.catalogue(),
     )
     if args.format:
         client.format = args.format
+    if not client.carries(request):
+        _say(f"{request.model} cannot go in the {client.format} format; pick another model.")
+        await client.aclose()
+        return EXIT_USAGE
     deadline = settings.job_deadline_minutes * 60
     try:
         async with client:

@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot.catalogue import Catalogue
 from bot.clock import Clock, SystemClock
-from bot.jobs.costs import CostTable
+from bot.jobs.costs import Prices
 from bot.jobs.defaults import DefaultsService
 from bot.jobs.engine import JobEngine
 from bot.live_messages import LiveMessages
@@ -84,8 +84,11 @@ class VideoBot(commands.AutoShardedBot):
         )
         self.settings = settings
         self.clock = clock or SystemClock()
+        #: The video models (shipped defaults changed by MODELS_FILE): rules, prices, times.
         self.catalogue: Catalogue = settings.catalogue()
-        self.costs = CostTable.parse(settings.cost_table)
+        self.costs = Prices.from_settings(self.catalogue, settings.cost_table)
+        if (note := self.costs.table_note()) is not None:
+            log.warning(note)
         self.sync_only = sync_only
         self.freeze_gc = freeze_gc  # the real process only; tests share their interpreter
         self.notice_receiver: NoticeReceiver | None = None
@@ -116,6 +119,7 @@ class VideoBot(commands.AutoShardedBot):
             self.db,
             self.relay,
             costs=self.costs,
+            catalogue=self.catalogue,
             clock=self.clock,
             max_running=s.max_concurrent_jobs,
             max_per_guild=s.max_concurrent_jobs_per_guild,

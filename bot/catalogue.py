@@ -93,7 +93,7 @@ class ModelEntry(BaseModel):
     storyboard: bool = False
     remix: bool = False
     characters: bool = False
-    cost: dict[int, int]  # quota units per duration
+    cost: dict[int, float]  # quota units per duration (a fraction rounds up per video)
     hd_multiplier: float = Field(default=2.0, ge=1, le=100)
     render_seconds: dict[int, float] = Field(default_factory=dict)
     hd_extra_seconds: float = Field(default=0.0, ge=0)
@@ -129,7 +129,7 @@ class ModelEntry(BaseModel):
         missing = [d for d in self.durations if d not in self.cost]
         if missing:
             raise _field_error("cost", f"no price for {_join([f'{d} s' for d in missing])}")
-        if any(units < 0 for units in self.cost.values()):
+        if any(not math.isfinite(units) or units < 0 for units in self.cost.values()):
             raise _field_error("cost", "prices must be >= 0")
         if any(not math.isfinite(s) or s <= 0 for s in self.render_seconds.values()):
             raise _field_error("render_seconds", "times must be > 0")
@@ -264,9 +264,14 @@ def _field_error(field: str, message: str) -> ValueError:
 class Catalogue:
     """The models, in menu order. Immutable; lookups ignore case."""
 
-    __slots__ = ("_by_key", "default", "entries")
+    __slots__ = ("_by_key", "default", "entries", "operator_priced")
 
-    def __init__(self, entries: tuple[ModelEntry, ...] | list[ModelEntry]) -> None:
+    def __init__(
+        self,
+        entries: tuple[ModelEntry, ...] | list[ModelEntry],
+        *,
+        operator_priced: frozenset[str] = frozenset(),
+    ) -> None:
         if not entries:
             raise CatalogueError("the model catalogue is empty")
         self.entries: tuple[ModelEntry, ...] = tuple(entries)
@@ -274,6 +279,8 @@ class Catalogue:
         if len(self._by_key) != len(self.entries):
             raise CatalogueError("the model catalogue names a model twice")
         self.default: ModelEntry = next((e for e in self.entries if e.default), self.entries[0])
+        #: Models (lower-case) whose price the operator's file set: COST_TABLE leaves them be.
+        self.operator_priced = operator_priced
 
     def __iter__(self) -> Iterator[ModelEntry]:
         return iter(self.entries)
@@ -321,6 +328,25 @@ class Catalogue:
         entry = self.require(request.model)
         entry.check(request, catalogue=self)
         return entry
+
+    def resolve(self, request: VideoRequest) -> VideoRequest:
+        """The request as it will be rendered, after its model's rules held: the model's
+        own spelling and default duration when none was chosen (the operator's default
+        model when none was named), and HD dropped where the model ignores it. What is
+        stored, priced and sent is this."""
+        chosen = request.model_fields_set
+        entry = self.require(request.model) if "model" in chosen else self.default
+        changes: dict[str, object] = {}
+        if entry.name != request.model:
+            changes["model"] = entry.name
+        if "duration" not in chosen and request.duration != entry.first_duration:
+            changes["duration"] = entry.first_duration
+        if changes:
+            request = VideoRequest.build(**{**request.model_dump(), **changes})
+        entry.check(request, catalogue=self)
+        if request.hd and not entry.effective_hd(request):
+            request = request.model_copy(update={"hd": False})
+        return request
 
     def cost_of(self, request: VideoRequest) -> int:
         return self.require(request.model).cost_of(request)
@@ -403,7 +429,10 @@ def _describe(exc: ValidationError) -> str:
 
 
 def build_catalogue(
-    models: Mapping[str, Mapping[str, Any]], where: str = "the model catalogue"
+    models: Mapping[str, Mapping[str, Any]],
+    where: str = "the model catalogue",
+    *,
+    operator_priced: frozenset[str] = frozenset(),
 ) -> Catalogue:
     """Validate raw entries (name -> fields) into a `Catalogue`; one line per the first fault."""
     entries = []
@@ -417,7 +446,7 @@ def build_catalogue(
     defaults = [entry.name for entry in entries if entry.default]
     if len(defaults) > 1:
         raise CatalogueError(f'{where}: model "{defaults[1]}": default: only one model may be')
-    return Catalogue(entries)
+    return Catalogue(entries, operator_priced=operator_priced)
 
 
 def load_catalogue(path: Path | str | None = None) -> Catalogue:
@@ -438,14 +467,18 @@ def load_catalogue(path: Path | str | None = None) -> Catalogue:
     if any(fields.get("default") is True for fields in operator.values()):
         for fields in merged.values():  # the operator's default replaces the shipped one
             fields["default"] = False
+    priced = set()
     for name, fields in operator.items():
         key = name.lower()
         if key in merged:
             merged[key] = _merge(merged[key], fields)
+            if {"cost", "hd_multiplier"} & fields.keys():
+                priced.add(key)
         else:
             merged[key] = fields
+            priced.add(key)
     by_name = {fields["name"]: fields for fields in merged.values()}
-    return build_catalogue(by_name, where)
+    return build_catalogue(by_name, where, operator_priced=frozenset(priced))
 
 
 _SHIPPED: Catalogue | None = None

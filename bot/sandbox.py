@@ -31,11 +31,13 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bot.app import VideoBot, point_at_discord
+from bot.catalogue import shipped_catalogue
 from bot.clock import FakeClock
 from bot.fakes.discord import EPHEMERAL, LOADING, FakeDiscord, FakeInteraction, RecordedMessage
 from bot.fakes.relay import FakeRelay
+from bot.relay.models import InvalidRequest, VideoRequest
 from bot.settings import RelayFormat, Settings
-from bot.ui.i18n import t
+from bot.ui.i18n import invalid_request_text, t
 
 FORMATS: Final[tuple[RelayFormat, ...]] = ("task", "official", "chat")
 RELAY_KEY: Final = "sk-sandbox-offline-0000"
@@ -401,19 +403,27 @@ class Session:
         )
 
     def rule_break(self) -> Step:
-        sentence = t("invalid.hd_needs_pro", self.lang)
+        """HD asked of the default model, which (shipped) has none: the catalogue's sentence."""
+        catalogue = shipped_catalogue()
+        model = catalogue.default.name
+        try:
+            catalogue.resolve(VideoRequest.build(prompt="a boat at dawn", hd=True, model=model))
+        except InvalidRequest as exc:
+            sentence = invalid_request_text(exc, self.lang)
+        else:  # pragma: no cover - the shipped default model has no HD
+            raise AssertionError(f"{model} renders HD; the sandbox's rule break needs another")
 
         def expect(messages: list[RecordedMessage]) -> str | None:
             reply = _private(messages)
             if reply is None or sentence not in reply.content:
-                return "The HD-with-sora-2 request was not refused privately."
+                return f"The HD-with-{model} request was not refused privately."
             if any(not m.ephemeral and not m.deleted for m in messages):
-                return "The HD-with-sora-2 refusal left a public message."
+                return f"The HD-with-{model} refusal left a public message."
             return None
 
         return Step(
-            '/video prompt:"a boat at dawn" hd:True model:sora-2 (HD needs sora-2-pro)',
-            self.slash("video", prompt="a boat at dawn", hd=True, model="sora-2"),
+            f'/video prompt:"a boat at dawn" hd:True model:{model} ({model} has no HD)',
+            self.slash("video", prompt="a boat at dawn", hd=True, model=model),
             lambda messages: _private(messages) is not None,
             expect,
         )

@@ -112,7 +112,8 @@ class Settings(BaseSettings):
     # Quotas (cost units)
     quota_guild_monthly: int = Field(default=200, ge=0)
     quota_user_daily: int = Field(default=24, ge=0)
-    cost_table: str = "10=1,15=2,25=4,hd=2,sora-2=1,sora-2-pro=3"
+    # Empty: the model catalogue prices every video (see bot/jobs/costs.py)
+    cost_table: str = ""
 
     # Models (bot/catalogue.py): None = the shipped catalogue only
     models_file: Path | None = None
@@ -128,6 +129,8 @@ class Settings(BaseSettings):
         """A bad price stops start-up here, with one line, not at the first /video."""
         from bot.jobs.costs import CostTable, CostTableError  # not a leaf: imported late
 
+        if not value.strip():
+            return ""
         try:
             CostTable.parse(value)
         except CostTableError as exc:

@@ -19,6 +19,7 @@ from bot.relay.models import ImageInput, Shot, VideoRequest
 from bot.store.jobs import Job, NewJob
 from bot.store.preferences import Defaults
 from bot.tree import UserFacingError, VideoTree, locale_of, member_context, render_error
+from bot.ui.choices import duration_choices, model_choices
 from bot.ui.embeds import job_embed
 from bot.ui.i18n import t
 from bot.ui.settings import labeller, skipped_notes
@@ -33,19 +34,9 @@ ORIENTATIONS = [
     app_commands.Choice(name=_("Portrait (9:16)"), value="portrait"),
     app_commands.Choice(name=_("Landscape (16:9)"), value="landscape"),
 ]
-DURATIONS = [
-    app_commands.Choice(name=_("10 seconds"), value=10),
-    app_commands.Choice(name=_("15 seconds"), value=15),
-    app_commands.Choice(name=_("25 seconds (sora-2-pro)"), value=25),
-]
 #: A storyboard with no duration typed or stored is 15 s (room for a few shots).
 STORYBOARD_BASE = Defaults(duration=15)
 SEND_ERRORS: tuple[type[Exception], ...] = (discord.HTTPException, *NETWORK_ERRORS)
-
-MODELS = [
-    app_commands.Choice(name="sora-2", value="sora-2"),
-    app_commands.Choice(name="sora-2-pro", value="sora-2-pro"),
-]
 
 
 def requester_guild(interaction: discord.Interaction) -> int:
@@ -90,16 +81,15 @@ class Video(commands.Cog):
     @app_commands.describe(
         prompt=_("What should happen in the video? Use @alias for a saved character"),
         orientation=_("Portrait (default) or landscape"),
-        duration=_("Length in seconds (25 s needs sora-2-pro)"),
-        hd=_("High definition (sora-2-pro only; slower)"),
-        model=_("sora-2 (default) or sora-2-pro"),
+        duration=_("Length in seconds (each model offers its own)"),
+        hd=_("High definition, where the model offers it (slower)"),
+        model=_("Which model renders the video"),
         image=_("A reference image for the first frame"),
         image2=_("Another reference image"),
         image3=_("Another reference image"),
         private=_("Keep the video unpublished at the relay (it can't be remixed)"),
     )
-    @app_commands.choices(orientation=ORIENTATIONS, model=MODELS)
-    @app_commands.choices(duration=DURATIONS)
+    @app_commands.choices(orientation=ORIENTATIONS)
     async def video(
         self,
         interaction: discord.Interaction,
@@ -129,18 +119,33 @@ class Video(commands.Cog):
         )
         # Options left out come from the member's and the server's /settings. A server
         # without any needs no database read, so its options are checked before the ack.
+        # The model's own rules too (its durations, HD, how many images): its catalogue entry.
+        count = len(attachments)
         chosen = self.bot.defaults.resolve_now(requester_guild(interaction), typed)
         if chosen is not None:
-            VideoRequest.build(prompt=prompt, **chosen.fields())
+            self.check(VideoRequest.build(prompt=prompt, **chosen.fields()), images=count)
         await self._acknowledge(interaction)
         if chosen is None:
             chosen = await self._resolve(interaction, typed)
-            VideoRequest.build(prompt=prompt, **chosen.fields())
+            self.check(VideoRequest.build(prompt=prompt, **chosen.fields()), images=count)
         fields = dict(chosen.fields(), prompt=await self._rewrite(interaction, prompt))
-        VideoRequest.build(**fields)  # an alias's text may break a rule: say so before a download
+        # An alias's text may break a rule: say so before a download.
+        self.check(VideoRequest.build(**fields), images=count)
         images = [await self._read_image(a) for a in attachments]
         await self.start_job(interaction, VideoRequest.build(**fields, images=images))
         await self._skipped_notes(interaction, chosen)
+
+    @video.autocomplete("model")
+    async def _video_models(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return self.model_choices(interaction, current)
+
+    @video.autocomplete("duration")
+    async def _video_durations(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        return self.duration_choices(interaction, current)
 
     @app_commands.command(
         name="storyboard", description=_("Render a multi-shot video from a storyboard")
@@ -149,10 +154,9 @@ class Video(commands.Cog):
     @app_commands.describe(
         duration=_("Total length in seconds; the shots must add up to it"),
         orientation=_("Portrait (default) or landscape"),
-        model=_("sora-2 (default) or sora-2-pro"),
+        model=_("Which model renders the video"),
     )
-    @app_commands.choices(orientation=ORIENTATIONS, model=MODELS)
-    @app_commands.choices(duration=DURATIONS)
+    @app_commands.choices(orientation=ORIENTATIONS)
     async def storyboard(
         self,
         interaction: discord.Interaction,
@@ -163,6 +167,18 @@ class Video(commands.Cog):
         # Options left out are filled from /settings when the shots are submitted.
         options = {"duration": duration, "orientation": orientation, "model": model}
         await interaction.response.send_modal(StoryboardModal(options, locale_of(interaction)))
+
+    @storyboard.autocomplete("model")
+    async def _storyboard_models(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return self.model_choices(interaction, current)
+
+    @storyboard.autocomplete("duration")
+    async def _storyboard_durations(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        return self.duration_choices(interaction, current)
 
     @app_commands.command(name="remix", description=_("Change a finished video with a new prompt"))
     @app_commands.guild_only()
@@ -176,6 +192,7 @@ class Video(commands.Cog):
 
     async def start_job(self, interaction: discord.Interaction, request: VideoRequest) -> Job:
         """Reserve, queue and show a job; the interaction is already deferred."""
+        request = self.bot.catalogue.resolve(request)
         asker = requester(interaction)
         new = NewJob(
             guild_id=asker.guild_id,
@@ -230,6 +247,37 @@ class Video(commands.Cog):
             channel_id=interaction.channel_id,
             message_id=message.id,
             interaction_token=interaction.token,
+        )
+
+    # -- the catalogue: choices and rules -------------------------------------------
+
+    def check(self, request: VideoRequest, *, images: int = 0) -> VideoRequest:
+        """`request` resolved against its model's catalogue entry (`InvalidRequest` with
+        the sentence naming what the model supports); `images` counts attachments not yet
+        read, so a model's image limit is told before any download."""
+        if images > len(request.images):
+            placeholder = ImageInput(url="https://attachment.invalid/image.png")
+            request = request.model_copy(update={"images": (placeholder,) * images})
+        return self.bot.catalogue.resolve(request)
+
+    def model_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        """The catalogue's models some healthy relay offers (all, while that is unknown)."""
+        relay = getattr(self.bot, "relay", None)
+        offered = relay.offered_names() if relay is not None else None
+        return model_choices(self.bot.catalogue, current, locale_of(interaction), offered)
+
+    def duration_choices(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[int]]:
+        """The durations of the model already chosen in this command (else every one)."""
+        model = getattr(interaction.namespace, "model", None)
+        return duration_choices(
+            self.bot.catalogue,
+            model if isinstance(model, str) else None,
+            current,
+            locale_of(interaction),
         )
 
     async def _resolve(
@@ -352,11 +400,11 @@ class Video(commands.Cog):
                 requester_guild(interaction), typed, base=STORYBOARD_BASE, storyboard=True
             )
             if chosen is not None:
-                VideoRequest.build(**chosen.fields(), prompt=prompt, **board)
+                self.check(VideoRequest.build(**chosen.fields(), prompt=prompt, **board))
             await self._acknowledge(interaction)
             if chosen is None:
                 chosen = await self._resolve(interaction, typed, storyboard=True)
-                VideoRequest.build(**chosen.fields(), prompt=prompt, **board)
+                self.check(VideoRequest.build(**chosen.fields(), prompt=prompt, **board))
             rewritten = await self._rewrite(interaction, prompt)
             request = VideoRequest.build(**chosen.fields(), prompt=rewritten, **board)
             await self.start_job(interaction, request)

@@ -241,8 +241,8 @@ def test_an_operator_default_replaces_the_shipped_one(tmp_path: Path) -> None:
         (
             "models.toml",
             '[models.sora-2]\ncost = { 10 = "one" }\n',
-            'MODELS_FILE models.toml: model "sora-2": cost.10: Input should be a valid integer, '
-            "unable to parse string as an integer",
+            'MODELS_FILE models.toml: model "sora-2": cost.10: Input should be a valid number, '
+            "unable to parse string as a number",
         ),
         (
             "models.toml",
@@ -339,3 +339,118 @@ def test_models_file_is_checked_at_start_up_in_one_line(tmp_path: Path) -> None:
 def test_the_shipped_defaults_are_package_data() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert '"bot" = ["catalogue_defaults.toml"]' in text
+
+
+# --- Resolving a request ------------------------------------------------------------------
+
+
+def test_resolve_fills_the_models_own_duration_and_spelling_and_drops_moot_hd() -> None:
+    cat = shipped_catalogue()
+    veo = cat.resolve(VideoRequest.build(prompt="x", model="VEO3-fast"))
+    assert (veo.model, veo.duration) == ("veo3-fast", 8)
+    pro = cat.resolve(VideoRequest.build(prompt="x", model="sora-2-pro", duration=25, hd=True))
+    assert not pro.hd  # the relay ignores HD at 25 s: not rendered, not priced
+    kept = cat.resolve(VideoRequest.build(prompt="x", model="sora-2-pro", duration=15, hd=True))
+    assert kept.hd
+    plain = VideoRequest.build(prompt="x")
+    assert cat.resolve(plain) == plain  # nothing to change: the same request
+
+
+def test_resolve_uses_the_operators_default_model_when_none_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "m.toml", "[models.veo3]\ndefault = true\n")
+    cat = load_catalogue(path)
+    chosen = cat.resolve(VideoRequest.build(prompt="x"))
+    assert (chosen.model, chosen.duration) == ("veo3", 8)
+    named = cat.resolve(VideoRequest.build(prompt="x", model="sora-2"))
+    assert (named.model, named.duration) == ("sora-2", 10)
+
+
+def test_a_typed_duration_is_checked_never_replaced() -> None:
+    with pytest.raises(InvalidRequest) as info:
+        shipped_catalogue().resolve(VideoRequest.build(prompt="x", model="veo3", duration=10))
+    assert info.value.message == "veo3 renders 8 s only; pick 8 s or another model."
+
+
+# --- The sentences in both languages ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "zh"),
+    [
+        (
+            {"model": "veo3-fast", "duration": 10},
+            "veo3-fast 只能生成 8 秒的视频;请选择 8 秒或其他模型。",
+        ),
+        (
+            {"model": "sora-2", "duration": 25},
+            "sora-2 只能生成 10 或 15 秒的视频;请选择其中之一或其他模型。",
+        ),
+        ({"model": "sora-2", "hd": True}, "高清需要支持它的模型:sora-2-pro。"),
+        (
+            {"model": "veo3", "duration": 8, "images": ("a", "b")},
+            "veo3 最多接受 1 张参考图;请删掉一些或选择其他模型。",
+        ),
+        (
+            {"model": "veo3", "duration": 8, "remix_of": "t"},
+            "veo3 不支持混剪;请选择 sora-2 或 sora-2-pro。",
+        ),
+        (
+            {"model": "nope"},
+            "这里没有模型“nope”;请选择 sora-2、sora-2-pro、veo3 或 veo3-fast。",
+        ),
+    ],
+)
+def test_each_model_sentence_reads_the_same_in_english_and_chinese(
+    fields: dict[str, Any], zh: str
+) -> None:
+    from bot.ui.i18n import invalid_request_text
+
+    exc = refusal(shipped_catalogue(), **fields)
+    assert invalid_request_text(exc, "en-US") == exc.message
+    assert invalid_request_text(exc, "zh-CN") == zh
+
+
+def test_an_operator_models_orientation_sentence_in_chinese(tmp_path: Path) -> None:
+    from bot.ui.i18n import invalid_request_text
+
+    cat = load_catalogue(write(tmp_path, "m.toml", OPERATOR_TOML))
+    exc = refusal(cat, model="kling-2", duration=5, orientation="portrait")
+    assert invalid_request_text(exc, "zh-CN") == "kling-2 只支持横屏;请选择它或其他模型。"
+    none = load_catalogue(write(tmp_path, "n.toml", "[models.veo3]\nmax_images = 0\n")).require(
+        "veo3"
+    )
+    with pytest.raises(InvalidRequest) as info:
+        none.check(req(model="veo3", duration=8, images=("a",)))
+    assert invalid_request_text(info.value, "en") == (
+        "veo3 takes no reference images; remove them or pick another model."
+    )
+    assert invalid_request_text(info.value, "zh-CN") == (
+        "veo3 不接受参考图;请删掉它们或选择其他模型。"
+    )
+
+
+# --- Autocomplete ---------------------------------------------------------------------------
+
+
+def test_model_choices_are_localized_filtered_and_follow_what_relays_offer() -> None:
+    from bot.ui.choices import model_choices
+
+    cat = shipped_catalogue()
+    every = model_choices(cat, "", "en-US")
+    assert [c.value for c in every] == ["sora-2", "sora-2-pro", "veo3", "veo3-fast"]
+    assert every[3].name == "Veo 3 Fast (veo3-fast)"
+    assert [c.name for c in model_choices(cat, "快速", "zh-CN")] == ["Veo 3 快速版 (veo3-fast)"]
+    assert [c.value for c in model_choices(cat, "PRO", "en-US")] == ["sora-2-pro"]
+    offered = model_choices(cat, "", "en-US", offered={"sora-2", "veo3"})
+    assert [c.value for c in offered] == ["sora-2", "veo3"]
+
+
+def test_duration_choices_follow_the_model_already_chosen() -> None:
+    from bot.ui.choices import duration_choices
+
+    cat = shipped_catalogue()
+    assert [c.value for c in duration_choices(cat, "veo3-fast", "", "en")] == [8]
+    assert [c.value for c in duration_choices(cat, "sora-2-pro", "", "en")] == [10, 15, 25]
+    assert [c.value for c in duration_choices(cat, None, "", "en")] == [8, 10, 15, 25]
+    assert [c.value for c in duration_choices(cat, "nope", "1", "en")] == [10, 15]
+    assert [c.name for c in duration_choices(cat, "veo3", "", "zh-CN")] == ["8 秒"]

@@ -1,5 +1,6 @@
 import pytest
 
+from bot.catalogue import shipped_catalogue
 from bot.relay.models import ImageInput, InvalidRequest, Shot, VideoRequest
 
 
@@ -17,25 +18,30 @@ def test_defaults_are_a_portrait_ten_second_sora2_video() -> None:
 @pytest.mark.parametrize(
     ("fields", "code"),
     [
-        ({"hd": True}, "hd_needs_pro"),
-        ({"duration": 25}, "duration_needs_pro"),
+        # The model's own rules come from the catalogue (issue 11).
+        ({"hd": True}, "model_hd"),
+        ({"duration": 25}, "model_duration"),
         ({"prompt": "   "}, "prompt_empty"),
         ({"prompt": "x" * 10_000}, "prompt_too_long"),
-        ({"duration": 12}, "invalid_duration"),
+        ({"duration": 12}, "model_duration"),
+        ({"duration": 0}, "invalid_duration"),
+        ({"model": "sora-3"}, "unknown_model"),
     ],
 )
 def test_rule_breaks_are_one_sentence(fields: dict[str, object], code: str) -> None:
     base = {"prompt": "a boat"} | fields
     with pytest.raises(InvalidRequest) as info:
-        VideoRequest.build(**base)
+        shipped_catalogue().resolve(VideoRequest.build(**base))
     assert info.value.code == code
     assert info.value.message.endswith(".")
     assert "\n" not in info.value.message
 
 
 def test_pro_allows_hd_and_25_seconds_but_25s_ignores_hd() -> None:
-    req = VideoRequest.build(prompt="a boat", model="sora-2-pro", hd=True, duration=25)
-    assert req.hd and not req.effective_hd
+    asked = VideoRequest.build(prompt="a boat", model="sora-2-pro", hd=True, duration=25)
+    req = shipped_catalogue().resolve(asked)
+    assert asked.hd and not req.hd and not req.effective_hd
+    assert shipped_catalogue().resolve(asked.model_copy(update={"duration": 15})).effective_hd
 
 
 def test_storyboard_must_add_up_and_renders_the_relay_shape() -> None:

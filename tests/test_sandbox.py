@@ -54,7 +54,7 @@ def test_the_whole_script_in_every_format(tmp_path: Path) -> None:
     assert "[bot, thinking…]" in out and "Rendering — 42%" in out  # the history, not just the end
     assert "buttons: [▶️ Open video ↗] · [🔁 Rerun] · [🎨 Remix] · [ℹ️ Details]" in out
     assert "❌" in out and t("refund.refunded", "en-US", units=1) in out
-    assert "[bot, only you can see this] HD needs sora-2-pro" in out
+    assert "[bot, only you can see this] HD needs a model that offers it: sora-2-pro." in out
     assert "You have used 3 of your 4 daily units; this video needs 2." in out
     assert "You: 3 / 4 units used" in out
     assert "<t:" not in out and "\033[" not in out  # timestamps readable, no colours in a pipe

@@ -12,13 +12,15 @@ The engine knows nothing about Discord. It tells listeners about each change
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.clock import Clock, SystemClock
-from bot.jobs.costs import CostTable
+from bot.jobs.costs import Prices
 from bot.jobs.queue import JobQueue
 from bot.relay.errors import ContentPolicyError, ModelNotOfferedError, RelayError, TimedOutError
 from bot.relay.estimate import from_history
@@ -160,7 +162,8 @@ class JobEngine:
         db: Store,
         relay: Relay,
         *,
-        costs: CostTable | None = None,
+        costs: Prices | None = None,
+        catalogue: Catalogue | None = None,
         clock: Clock | None = None,
         max_running: int = 8,
         max_per_guild: int = 3,
@@ -168,7 +171,11 @@ class JobEngine:
     ) -> None:
         self.db = db
         self.relay = relay
-        self.costs = costs or CostTable()
+        #: The models: a request is resolved against its entry before any unit is reserved.
+        if catalogue is None:
+            catalogue = costs.catalogue if costs is not None else shipped_catalogue()
+        self.catalogue: Catalogue = catalogue
+        self.costs = costs or Prices(self.catalogue)
         self.clock = clock or SystemClock()
         self.deadline_minutes = deadline_minutes
         self.queue = JobQueue(max_running, max_per_guild)
@@ -228,9 +235,12 @@ class JobEngine:
         self, new: NewJob, *, roles: Sequence[int] = (), is_admin: bool = False
     ) -> Job:
         """Reserve the cost and queue the job; raises `QuotaExceededError` when it won't fit,
-        `ModelNotAllowedError` (before anything is reserved) when the server's admins
-        don't allow the model: commands, reruns, remixes and storyboards all pass here;
-        and `ModelNotOfferedError` (nothing reserved) when no relay sells its model now."""
+        `InvalidRequest` (before anything is reserved) for a model the catalogue doesn't
+        know or a rule of its model the request breaks, `ModelNotAllowedError` (before
+        anything is reserved) when the server's admins don't allow the model: commands,
+        reruns, remixes and storyboards all pass here; and `ModelNotOfferedError` (nothing
+        reserved) when no relay sells its model now."""
+        new = dataclasses.replace(new, request=self.catalogue.resolve(new.request))
         if new.request.remix_of is None and not self.relay.offers(new.request.model):
             # A remix goes where its source is, whatever the lists say; anything else
             # would only be refunded after the pool found no relay for it.

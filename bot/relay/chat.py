@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import httpx
 
+from bot.catalogue import ModelEntry
 from bot.relay.chat_text import ChatTranscript, parse_final_message
 from bot.relay.errors import (
     InvalidResponseError,
@@ -36,29 +37,46 @@ from bot.relay.polling import CHECKING_PERCENT
 log = logging.getLogger("bot.relay")
 
 PATH = "/v1/chat/completions"
+#: The duration a chat family renders when none is named, for a model with no entry.
+_PLAIN_DURATION = 10
 ChatStyle = Literal["suffix", "prefix"]
 
 
-def model_and_prompt(request: VideoRequest, style: ChatStyle, chat_model: str) -> tuple[str, str]:
-    """The wishes as model-name suffixes (`sora_video2-portrait-hd-15s`) or prompt words."""
+def model_and_prompt(
+    request: VideoRequest, style: ChatStyle, chat_model: str, entry: ModelEntry | None = None
+) -> tuple[str, str]:
+    """The wishes as model-name suffixes (`sora_video2-portrait-hd-15s`) or prompt words.
+
+    The model family is the entry's `chat.family`, else the relay's `chat_model`; the
+    entry's `chat.plain_duration` is the one the family renders unnamed (a model without
+    an entry: 10 s, the sora chat family's)."""
     prompt = request.full_prompt()
+    family = chat_model
+    plain: int | None = _PLAIN_DURATION
+    hd = request.effective_hd
+    if entry is not None:
+        family = entry.chat.family or chat_model
+        plain = entry.chat.plain_duration
+        hd = entry.effective_hd(request)
     if style == "suffix":
-        model = f"{chat_model}-{request.orientation}"
-        if request.effective_hd:
+        model = f"{family}-{request.orientation}"
+        if hd:
             model += "-hd"
-        if request.duration != 10:
+        if request.duration != plain:
             model += f"-{request.duration}s"
         return model, prompt
     words = ["竖屏" if request.orientation == "portrait" else "横屏"]
-    if request.duration != 10:
+    if request.duration != plain:
         words.append(f"{request.duration}s")
-    if request.effective_hd:
+    if hd:
         words.append("高清")
-    return chat_model, " ".join([*words, prompt])
+    return family, " ".join([*words, prompt])
 
 
-def body_of(request: VideoRequest, style: ChatStyle, chat_model: str) -> dict[str, Any]:
-    model, prompt = model_and_prompt(request, style, chat_model)
+def body_of(
+    request: VideoRequest, style: ChatStyle, chat_model: str, entry: ModelEntry | None = None
+) -> dict[str, Any]:
+    model, prompt = model_and_prompt(request, style, chat_model, entry)
     content: str | list[dict[str, Any]]
     if request.images:
         content = [{"type": "text", "text": prompt}]
@@ -132,9 +150,10 @@ async def generate(
     style: ChatStyle,
     chat_model: str,
     deadline: float | None,
+    entry: ModelEntry | None = None,
 ) -> AsyncGenerator[Event, None]:
     clock = http.clock
-    body = body_of(request, style, chat_model)
+    body = body_of(request, style, chat_model, entry)
     async with http.open_stream(PATH, body) as source:
         started = clock.monotonic()
         response = source.response

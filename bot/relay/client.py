@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 import httpx
 from pydantic import SecretStr
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.clock import Clock
 from bot.relay import official, task
 from bot.relay.budget import RequestBudget
 from bot.relay.callbacks import Hook
 from bot.relay.errors import InvalidResponseError
+from bot.relay.estimate import prior_seconds
 from bot.relay.http import RelayHTTP, RetryPolicy
 from bot.relay.models import (
     Character,
@@ -56,8 +58,11 @@ class RelayClient:
         stream_idle: float = 600.0,
         hook: Hook | None = None,
         requests_per_minute: int | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.format: RelayFormat = format
+        #: The models' wire details (aspect ratios, sizes, chat rules, typical times).
+        self.catalogue = catalogue or shipped_catalogue()
         #: Task-format submits ask the relay to call `hook.url` when they end.
         self.hook = hook
         self.chat_style: Literal["suffix", "prefix"] = chat_style
@@ -84,6 +89,7 @@ class RelayClient:
         clock: Clock | None = None,
         stream_idle: float = 600.0,
         requests_per_minute: int | None = None,
+        catalogue: Catalogue | None = None,
     ) -> RelayClient:
         """`stream_idle` and `requests_per_minute`: the defaults, unless the relay's config
         sets its own."""
@@ -98,6 +104,7 @@ class RelayClient:
             clock=clock,
             stream_idle=config.stream_idle_seconds or stream_idle,
             requests_per_minute=config.requests_per_minute or requests_per_minute,
+            catalogue=catalogue,
         )
 
     @classmethod
@@ -114,6 +121,7 @@ class RelayClient:
             clock=clock,
             stream_idle=settings.relay_stream_idle_seconds,
             requests_per_minute=settings.relay_requests_per_minute,
+            catalogue=settings.catalogue(),
         )
 
     @property
@@ -151,6 +159,12 @@ class RelayClient:
         store it with the relay id to `resume()` after a restart."""
         return "official" if request.remix_of is not None else self.format
 
+    def carries(self, request: VideoRequest) -> bool:
+        """Whether this relay's format can carry the request's model (its catalogue entry
+        names the format); a model the catalogue doesn't know is left to the relay."""
+        entry = self.catalogue.get(request.model)
+        return entry is None or self.format_for(request) in entry.formats
+
     async def generate(
         self,
         request: VideoRequest,
@@ -161,13 +175,23 @@ class RelayClient:
         """`expected`: seconds such renders took here lately (the history), if known; it
         seeds when the status is read (`bot.relay.estimate`)."""
         fmt = self.format_for(request)
+        entry = self.catalogue.get(request.model)
+        if expected is None and entry is not None:
+            expected = prior_seconds(entry.typical_seconds(request), images=bool(request.images))
         events: AsyncGenerator[Event, None]
         if fmt == "task":
             events = task.generate(
-                self._http, request, deadline=deadline, expected=expected, hook=self.hook
+                self._http,
+                request,
+                deadline=deadline,
+                expected=expected,
+                hook=self.hook,
+                entry=entry,
             )
         elif fmt == "official":
-            events = official.generate(self._http, request, deadline=deadline, expected=expected)
+            events = official.generate(
+                self._http, request, deadline=deadline, expected=expected, entry=entry
+            )
         elif fmt == "chat":
             from bot.relay import chat  # needs the chat text parser; only the chat format does
 
@@ -177,6 +201,7 @@ class RelayClient:
                 style=self.chat_style,
                 chat_model=self.chat_model,
                 deadline=deadline,
+                entry=entry,
             )
         else:  # pragma: no cover - RelayFormat is closed
             raise ValueError(f"unknown relay format {fmt!r}")

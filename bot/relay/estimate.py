@@ -45,9 +45,20 @@ FIT_POINTS = 4
 HISTORY_SIZE = 20
 
 
+#: Reference images fetched from slow hosts slow a render down by about this much.
+IMAGES_EXTRA = 30.0
+
+
+def prior_seconds(typical: float, *, images: bool = False) -> float:
+    """With no history: the model's typical render time from its catalogue entry
+    (`ModelEntry.typical_seconds`), plus the time reference images usually add."""
+    return typical + (IMAGES_EXTRA if images else 0.0)
+
+
 def default_seconds(duration: int, *, hd: bool = False, images: bool = False) -> float:
-    """With no history: the vendor's figures (a 10 s video 1–3 min, 15 s about 2 min more,
-    25 s about 5 min more, HD about 8 min more; slow image hosts slow it further)."""
+    """With no history and no catalogue entry: the vendor's figures for sora (a 10 s video
+    1–3 min, 15 s about 2 min more, 25 s about 5 min more, HD about 8 min more; slow image
+    hosts slow it further)."""
     expected = 120.0
     if duration == 15:
         expected += 120.0
@@ -56,7 +67,7 @@ def default_seconds(duration: int, *, hd: bool = False, images: bool = False) ->
     if hd:
         expected += 480.0
     if images:
-        expected += 30.0
+        expected += IMAGES_EXTRA
     return expected
 
 

@@ -15,15 +15,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Orientation = Literal["portrait", "landscape"]
-Duration = Literal[10, 15, 25]
 RelayFormat = Literal["chat", "task", "official"]
 #: `no_answer`: the relay holds the job but its status reads are failing; still waiting.
 Phase = Literal["queued", "rendering", "checking", "finishing", "no_answer"]
 
-PRO_MODEL = "sora-2-pro"
-DEFAULT_MODEL = "sora-2"
 MAX_PROMPT_CHARS = 4000
+#: The most reference images any request may carry (the /video options); a model's
+#: catalogue entry may allow fewer.
 MAX_IMAGES = 3
+#: Durations any model could mean; each model's own list is in the catalogue.
+MAX_DURATION = 300
 _MENTION_AT_END = re.compile(r"(?:^|\s)@[\w.-]+$")
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 
@@ -38,9 +39,12 @@ class InvalidRequest(ValueError):
         self.params = params
 
 
-def is_pro(model: str) -> bool:
-    """Model names are data: any model whose name says `pro` gets the pro features."""
-    return "pro" in model.lower()
+def _default_model() -> str:
+    """The shipped catalogue's default model; an operator's default replaces it when the
+    request is resolved (`Catalogue.resolve`), since the field was not set."""
+    from bot.catalogue import shipped_catalogue  # the catalogue imports this module
+
+    return shipped_catalogue().default.name
 
 
 class ImageInput(BaseModel):
@@ -130,15 +134,22 @@ def format_timestamps(start: float, end: float) -> str:
 
 
 class VideoRequest(BaseModel):
-    """One video a user asked for, already checked against the relay rules."""
+    """One video a user asked for, checked for what holds for every model.
+
+    What the chosen model supports (its durations, HD, images, storyboard…) is its
+    catalogue entry's to say: `Catalogue.resolve` checks that, fills the model's own
+    default duration, and drops HD where the model ignores it, before a job is stored.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     prompt: str
     orientation: Orientation = "portrait"
-    duration: Duration = 10
+    duration: Annotated[int, Field(ge=1, le=MAX_DURATION)] = 10
     hd: bool = False
-    model: str = DEFAULT_MODEL
+    model: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default_factory=_default_model
+    )
     images: tuple[ImageInput, ...] = ()
     storyboard: tuple[Shot, ...] = ()
     cameo: CameoClip | None = None
@@ -169,15 +180,6 @@ class VideoRequest(BaseModel):
                 chars=chars,
                 max=MAX_PROMPT_CHARS,
             )
-        if self.hd and not is_pro(self.model):
-            raise InvalidRequest(
-                "hd_needs_pro", "HD needs sora-2-pro; pick that model or turn HD off."
-            )
-        if self.duration == 25 and not is_pro(self.model):
-            raise InvalidRequest(
-                "duration_needs_pro",
-                "25-second videos need sora-2-pro; pick it or a shorter duration.",
-            )
         if len(self.images) > MAX_IMAGES:
             raise InvalidRequest(
                 "too_many_images", f"Attach at most {MAX_IMAGES} reference images.", max=MAX_IMAGES
@@ -200,8 +202,9 @@ class VideoRequest(BaseModel):
 
     @property
     def effective_hd(self) -> bool:
-        """The relay ignores HD for 25-second videos."""
-        return self.hd and self.duration != 25
+        """Whether the render is HD. A resolved request (`Catalogue.resolve`) keeps `hd` only
+        where its model honours it (sora-2-pro ignores HD at 25 s), so this is `hd`."""
+        return self.hd
 
     def full_prompt(self) -> str:
         """The prompt as sent: storyboard shots are rendered in the shape relays detect."""

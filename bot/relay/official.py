@@ -11,27 +11,32 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from bot.catalogue import ModelEntry
 from bot.relay.errors import InvalidResponseError
 from bot.relay.http import RelayHTTP
-from bot.relay.models import Event, Submitted, VideoRequest, is_pro
+from bot.relay.models import Event, Submitted, VideoRequest
 from bot.relay.polling import Snapshot, Status, expected_seconds, follow
 from bot.relay.task import find_link, find_thumbnail, parse_percent, parse_status, unwrap
 
 SUBMIT_PATH = "/v1/videos"
 
 
-def size_of(request: VideoRequest) -> str:
-    big = request.effective_hd and is_pro(request.model)
-    if request.orientation == "portrait":
-        return "1024x1792" if big else "720x1280"
-    return "1792x1024" if big else "1280x720"
+def size_of(request: VideoRequest, entry: ModelEntry | None = None) -> str:
+    """The entry's size for this orientation (its HD size when the render is HD); a model
+    without an entry gets the standard 720p size."""
+    size = entry.size(request) if entry is not None else None
+    if size is not None:
+        return size
+    return "720x1280" if request.orientation == "portrait" else "1280x720"
 
 
-def form_of(request: VideoRequest) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
+def form_of(
+    request: VideoRequest, entry: ModelEntry | None = None
+) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
     data = {
         "model": request.model,
         "prompt": request.full_prompt(),
-        "size": size_of(request),
+        "size": size_of(request, entry),
         "seconds": str(request.duration),
         "watermark": "true" if request.watermark else "false",
     }
@@ -73,13 +78,14 @@ async def generate(
     *,
     deadline: float | None,
     expected: float | None = None,
+    entry: ModelEntry | None = None,
 ) -> AsyncGenerator[Event, None]:
     if request.remix_of is not None:
         reply = await http.post_json(
             f"{SUBMIT_PATH}/{request.remix_of}/remix", {"prompt": request.full_prompt()}
         )
     else:
-        data, files = form_of(request)
+        data, files = form_of(request, entry)
         reply = await http.post_form(SUBMIT_PATH, data, files)
     started = http.clock.monotonic()
     video_id, first = parse_video(reply.data)

@@ -233,7 +233,9 @@ class RelayPool:
         """Every configured relay, in order (a single `RELAY_*` relay is named "default").
 
         With `PUBLIC_BASE_URL` (and the notice listener's secret) task-format submits ask
-        for callbacks; `callbacks` then collects them for the listener to ring."""
+        for callbacks; `callbacks` then collects them for the listener to ring.
+        `catalogue`: the models (else the settings' `MODELS_FILE`, read again)."""
+        catalogue = catalogue or settings.catalogue()
         pool = cls(
             [
                 (
@@ -245,6 +247,7 @@ class RelayPool:
                         clock=clock,
                         stream_idle=settings.relay_stream_idle_seconds,
                         requests_per_minute=settings.relay_requests_per_minute,
+                        catalogue=catalogue,
                     ),
                 )
                 for config in settings.relay_configs()
@@ -271,8 +274,12 @@ class RelayPool:
         return self.primary.format
 
     def format_for(self, request: VideoRequest) -> RelayFormat:
-        """The format the job will most likely use (the first relay's); the engine records
-        the real one when a relay accepts it."""
+        """The format the job will most likely use: that of the first relay that offers its
+        model (its format carries it, per the catalogue); the engine records the real one
+        when a relay accepts it, and refuses a model no relay offers."""
+        for member in self.members:
+            if self.member_offers(member, request.model):
+                return member.client.format_for(request)
         return self.primary.format_for(request)
 
     async def aclose(self) -> None:

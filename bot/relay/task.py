@@ -12,6 +12,7 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import ExitStack
 from typing import Any
 
+from bot.catalogue import ModelEntry
 from bot.relay.callbacks import Hook, Wake
 from bot.relay.errors import InvalidResponseError, TaskNotFoundError
 from bot.relay.http import RelayHTTP, classify
@@ -179,12 +180,22 @@ def parse_task(payload: Any) -> Snapshot:
     return Snapshot(status, percent, url, find_thumbnail(task), error)
 
 
-def submit_body(request: VideoRequest, *, notify_hook: str | None = None) -> dict[str, Any]:
+def submit_body(
+    request: VideoRequest, *, notify_hook: str | None = None, entry: ModelEntry | None = None
+) -> dict[str, Any]:
+    """The task body; `entry` (the model's catalogue entry) gives its aspect ratio and
+    whether HD holds at this duration (a model without one: 9:16 or 16:9, HD as asked)."""
+    aspect = "9:16" if request.orientation == "portrait" else "16:9"
+    hd = request.effective_hd
+    if entry is not None:
+        shape = entry.orientations.get(request.orientation)
+        aspect = shape.aspect_ratio if shape is not None else aspect
+        hd = entry.effective_hd(request)
     body: dict[str, Any] = {
         "prompt": request.full_prompt(),
         "model": request.model,
-        "aspect_ratio": "9:16" if request.orientation == "portrait" else "16:9",
-        "hd": request.effective_hd,
+        "aspect_ratio": aspect,
+        "hd": hd,
         "duration": str(request.duration),
         "watermark": request.watermark,
         "private": request.private,
@@ -216,10 +227,11 @@ async def generate(
     deadline: float | None,
     expected: float | None = None,
     hook: Hook | None = None,
+    entry: ModelEntry | None = None,
 ) -> AsyncGenerator[Event, None]:
     """Submit, then poll. `expected`: the history's estimate of the render time (else
     the default for the request); `hook`: ask the relay to call back when it ends."""
-    body = submit_body(request, notify_hook=None if hook is None else hook.url)
+    body = submit_body(request, notify_hook=None if hook is None else hook.url, entry=entry)
     reply = await http.post_json(SUBMIT_PATH, body)
     started = http.clock.monotonic()
     task_id = _task_id(reply.data)

@@ -304,8 +304,8 @@ class JobRepo:
         )
         seconds: list[float] = []
         for row in rows:
-            # The relay ignores HD for 25 s videos (`VideoRequest.effective_hd`).
-            if (bool(row["hd"]) and duration != 25) != hd:
+            # Stored requests are resolved (`Catalogue.resolve`): `hd` is what was rendered.
+            if bool(row["hd"]) != hd:
                 continue
             taken = (from_db(row["finished_at"]) - from_db(row["started_at"])).total_seconds()
             if taken > 0:

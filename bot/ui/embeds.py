@@ -14,9 +14,10 @@ from typing import Final, assert_never
 
 import discord
 
-from bot.jobs.costs import CostTable
+from bot.catalogue import ModelEntry
+from bot.jobs.costs import CostTable, Prices
 from bot.relay.errors import ERRORS_BY_CODE
-from bot.relay.models import VideoRequest
+from bot.relay.models import InvalidRequest, VideoRequest
 from bot.ui.i18n import EN, has_key, relay_error_text, t
 from bot.ui.progress import (
     elapsed_seconds,
@@ -228,22 +229,35 @@ def failure_text(job: JobLike, locale: str) -> str:
 _ERROR_KEYS: Final = frozenset(k for k in EN if k.startswith(("error.", "invalid.")))
 
 
-def cost_text(job: JobLike, locale: str, costs: CostTable | None = None) -> str:
-    """The job's units and, when HD or the model's factor changed the price, how today's
-    table reaches it ("15 s = 2 units × HD 2 × 3 (sora-2-pro) = 12 units"). A job priced
-    under an older table shows its units only, since the explanation would not add up."""
+def cost_text(job: JobLike, locale: str, costs: Prices | CostTable | None = None) -> str:
+    """The job's units and, when HD or a COST_TABLE factor changed the price, how today's
+    prices reach it ("15 s sora-2-pro = 6 units × HD 2 = 12 units"). A job priced under
+    older prices shows its units only, since the explanation would not add up."""
     plain = t("value.units", locale, units=job.cost)
-    if costs is None or job.request.duration not in costs.per_duration:
+    if costs is None or not costs.prices(job.request):
         return plain
-    part = costs.breakdown(job.request)
+    try:
+        part = costs.breakdown(job.request)
+    except (InvalidRequest, KeyError):
+        return plain
     if part.total != job.cost or (part.hd_multiplier is None and part.model_factor == 1):
         return plain
     hd = t("cost.hd", locale, factor=f"{part.hd_multiplier:g}") if part.hd_multiplier else ""
+    if part.model_factor == 1 and isinstance(costs, Prices):
+        return t(
+            "cost.explain_model",
+            locale,
+            duration=part.duration,
+            model=escape_member_text(part.model),
+            base=f"{part.base:g}",
+            hd=hd,
+            units=part.total,
+        )
     return t(
         "cost.explain",
         locale,
         duration=part.duration,
-        base=part.base,
+        base=f"{part.base:g}",
         hd=hd,
         factor=f"{part.model_factor:g}",
         model=escape_member_text(part.model),
@@ -251,8 +265,11 @@ def cost_text(job: JobLike, locale: str, costs: CostTable | None = None) -> str:
     )
 
 
-def prices_text(costs: CostTable, locale: str) -> str:
-    """The price list, as `/quota` shows it: units per duration, then the multipliers."""
+def prices_text(costs: Prices | CostTable, locale: str) -> str:
+    """The price list, as `/quota` shows it: per model, its units per duration and HD
+    multiplier (a bare COST_TABLE: units per duration, then the multipliers)."""
+    if isinstance(costs, Prices):
+        return "\n".join(_model_prices(costs, entry, locale) for entry in costs.catalogue)
     durations = " · ".join(
         f"{t('value.seconds', locale, n=seconds)}: {units}"
         for seconds, units in sorted(costs.per_duration.items())
@@ -269,6 +286,26 @@ def prices_text(costs: CostTable, locale: str) -> str:
     )
 
 
+def _model_prices(costs: Prices, entry: ModelEntry, locale: str) -> str:
+    """`Sora 2 Pro: 10 s: 3 · 15 s: 6 · 25 s: 12 units · HD ×2`, as the bot charges it."""
+    durations = []
+    hd = ""
+    for seconds in entry.durations:
+        plain = VideoRequest.build(prompt="-", model=entry.name, duration=seconds)
+        durations.append(f"{t('value.seconds', locale, n=seconds)}: {costs.cost(plain)}")
+        if not hd and entry.hd:
+            part = costs.breakdown(plain.model_copy(update={"hd": True}))
+            if part.hd_multiplier is not None:
+                hd = t("quota.price_model_hd", locale, hd=f"{part.hd_multiplier:g}")
+    return t(
+        "quota.price_model",
+        locale,
+        model=escape_member_text(entry.label_for(locale)),
+        durations=" · ".join(durations),
+        hd=hd,
+    )
+
+
 def _is_link(url: str | None, limit: int = URL_LIMIT) -> bool:
     """Only http(s) links of sane length become buttons or embed URLs; Discord rejects others."""
     return url is not None and len(url) <= limit and url.startswith(("https://", "http://"))
@@ -281,7 +318,7 @@ def job_embed(
     now: datetime,
     queue_position: int | None = None,
     details: bool = False,
-    costs: CostTable | None = None,
+    costs: Prices | CostTable | None = None,
 ) -> discord.Embed:
     """The job's one progress message, for any status; `details` adds ids and timestamps.
 
@@ -366,7 +403,7 @@ def quota_embed(
     now: datetime,
     *,
     in_guild: bool = True,
-    prices: CostTable | None = None,
+    prices: Prices | CostTable | None = None,
     defaults: str | None = None,
 ) -> discord.Embed:
     """The member's units and (in a server) the server's, resets as relative timestamps;

@@ -53,9 +53,27 @@ EN: Final[dict[str, str]] = {
     "error.stream_interrupted": "The connection to the video service dropped mid-render; "
     "please try again.",
     # Request rule breaks: one per InvalidRequest code in bot/relay/models.py.
-    "invalid.hd_needs_pro": "HD needs sora-2-pro; pick that model or turn HD off.",
-    "invalid.duration_needs_pro": "25-second videos need sora-2-pro; "
-    "pick it or a shorter duration.",
+    # A model's own rules (ModelEntry.check in bot/catalogue.py); `_one`/`_none` variants
+    # are picked by `invalid_request_text` from the list or number they carry.
+    "invalid.model_duration": "{model} renders {durations} s; pick one of those or another model.",
+    "invalid.model_duration_one": "{model} renders {durations} s only; "
+    "pick {durations} s or another model.",
+    "invalid.model_orientation": "{model} renders {orientations} only; pick it or another model.",
+    "invalid.model_hd": "HD needs a model that offers it: {models}.",
+    "invalid.model_hd_none": "{model} has no HD; turn HD off.",
+    "invalid.model_images": "{model} takes at most {max} reference images; "
+    "remove some or pick another model.",
+    "invalid.model_images_one": "{model} takes at most 1 reference image; "
+    "remove some or pick another model.",
+    "invalid.model_images_none": "{model} takes no reference images; "
+    "remove them or pick another model.",
+    "invalid.model_storyboard": "{model} has no storyboard; pick {models}.",
+    "invalid.model_storyboard_none": "{model} has no storyboard.",
+    "invalid.model_remix": "{model} has no remix; pick {models}.",
+    "invalid.model_remix_none": "{model} has no remix.",
+    "invalid.model_characters": "{model} has no characters; pick {models}.",
+    "invalid.model_characters_none": "{model} has no characters.",
+    "invalid.unknown_model": "There is no model '{model}' here; pick {models}.",
     "invalid.prompt_empty": "Describe the video you want in the prompt.",
     "invalid.prompt_too_long": "Your prompt is {chars} characters; keep it under {max}.",
     "invalid.too_many_images": "Attach at most {max} reference images.",
@@ -102,6 +120,11 @@ EN: Final[dict[str, str]] = {
     # How a job's cost was reached (the model factor comes from COST_TABLE).
     "cost.explain": "{duration} s = {base} units{hd} × {factor} ({model}) = {units} units",
     "cost.hd": " × HD {factor}",
+    # A model's own price (the catalogue), when HD changed it.
+    "cost.explain_model": "{duration} s {model} = {base} units{hd} = {units} units",
+    # /quota: one line per model of the catalogue.
+    "quota.price_model": "{model}: {durations} units{hd}",
+    "quota.price_model_hd": " · HD ×{hd}",
     # Character aliases (AliasError codes in bot/store/characters.py).
     "alias.alias_unknown": "Unknown character {names}; see /character list.",
     "alias.alias_invalid": "A character alias is 2 to 32 letters, digits, _ or -, "
@@ -279,8 +302,22 @@ ZH: Final[dict[str, str]] = {
     "error.timed_out": "视频生成时间过长,已放弃;请重试。",
     "error.images_gone": "参考图片已不再保存,因此没有提交;请用 /video 重新附加图片。",
     "error.stream_interrupted": "生成途中与视频服务的连接断开了;请重试。",
-    "invalid.hd_needs_pro": "高清需要 sora-2-pro;请选择该模型或关闭高清。",
-    "invalid.duration_needs_pro": "25 秒视频需要 sora-2-pro;请选择该模型或更短的时长。",
+    "invalid.model_duration": "{model} 只能生成 {durations} 秒的视频;请选择其中之一或其他模型。",
+    "invalid.model_duration_one": "{model} 只能生成 {durations} 秒的视频;"
+    "请选择 {durations} 秒或其他模型。",
+    "invalid.model_orientation": "{model} 只支持{orientations};请选择它或其他模型。",
+    "invalid.model_hd": "高清需要支持它的模型:{models}。",
+    "invalid.model_hd_none": "{model} 不支持高清;请关闭高清。",
+    "invalid.model_images": "{model} 最多接受 {max} 张参考图;请删掉一些或选择其他模型。",
+    "invalid.model_images_one": "{model} 最多接受 1 张参考图;请删掉一些或选择其他模型。",
+    "invalid.model_images_none": "{model} 不接受参考图;请删掉它们或选择其他模型。",
+    "invalid.model_storyboard": "{model} 不支持分镜;请选择 {models}。",
+    "invalid.model_storyboard_none": "{model} 不支持分镜。",
+    "invalid.model_remix": "{model} 不支持混剪;请选择 {models}。",
+    "invalid.model_remix_none": "{model} 不支持混剪。",
+    "invalid.model_characters": "{model} 不支持角色;请选择 {models}。",
+    "invalid.model_characters_none": "{model} 不支持角色。",
+    "invalid.unknown_model": "这里没有模型“{model}”;请选择 {models}。",
     "invalid.prompt_empty": "请在提示词中描述你想要的视频。",
     "invalid.prompt_too_long": "你的提示词有 {chars} 个字符;请控制在 {max} 以内。",
     "invalid.too_many_images": "最多只能附加 {max} 张参考图片。",
@@ -318,6 +355,9 @@ ZH: Final[dict[str, str]] = {
     "quota.price_factors": "高清 ×{hd} · {models}",
     "cost.explain": "{duration} 秒 = {base} 额度{hd} × {factor}({model})= {units} 额度",
     "cost.hd": " × 高清 {factor}",
+    "cost.explain_model": "{duration} 秒 {model} = {base} 额度{hd} = {units} 额度",
+    "quota.price_model": "{model}:{durations} 额度{hd}",
+    "quota.price_model_hd": " · 高清 ×{hd}",
     "alias.alias_unknown": "未知的角色 {names};请查看 /character list。",
     "alias.alias_invalid": "角色别名须为 2 到 32 个字母、数字、_ 或 -,不能有空格或点。",
     "alias.alias_taken": "{alias} 在本服务器已被占用;请换一个别名或先删除它。",
@@ -577,14 +617,49 @@ def _invalid_params(exc: InvalidRequest) -> dict[str, Any]:
     return params
 
 
+_ORIENTATION_WORDS: Final[Mapping[Lang, Mapping[str, str]]] = {
+    "en": {},
+    "zh-CN": {"portrait": "竖屏", "landscape": "横屏"},
+}
+
+
+def _list_text(values: tuple[Any, ...] | list[Any], lang: Lang) -> str:
+    """`10, 15 or 25` in English, `10、15 或 25` in Chinese."""
+    items = [_ORIENTATION_WORDS[lang].get(str(v), str(v)) for v in values]
+    if len(items) <= 1:
+        return "".join(items)
+    if lang == "zh-CN":
+        return f"{'、'.join(items[:-1])} 或 {items[-1]}"
+    return f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _variant(key: str, raw: Mapping[str, Any]) -> str:
+    """A model rule's `_one`/`_none` sentence when its list (or `max`) holds one or none."""
+    for name in ("durations", "models", "max"):
+        value = raw.get(name)
+        size = value if name == "max" else len(value) if isinstance(value, tuple | list) else None
+        if size in (0, 1):
+            variant = f"{key}_{'one' if size == 1 else 'none'}"
+            if has_key(variant):
+                return variant
+    return key
+
+
 def invalid_request_text(exc: InvalidRequest, locale: str | discord.Locale | None) -> str:
     """The member-facing sentence for a rejected request, translated when we know the code."""
     key = f"invalid.{exc.code}"
     if not has_key(key):
         return t("invalid.generic", locale, detail=exc.message)
+    raw = _invalid_params(exc)
+    key = _variant(key, raw)
+    lang = normalize_locale(locale)
     params = {
-        name: f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
-        for name, value in _invalid_params(exc).items()
+        name: f"{value:,}"
+        if isinstance(value, int) and not isinstance(value, bool)
+        else _list_text(value, lang)
+        if isinstance(value, tuple | list)
+        else value
+        for name, value in raw.items()
     }
     if not has_key(key, params):
         return exc.message  # the sentence has numbers we could not recover: English is better
@@ -677,7 +752,8 @@ ZH_COMMAND_TEXT: Final[dict[str, str]] = {
     "Portrait or landscape": "竖屏或横屏",
     "Length in seconds": "时长(秒)",
     "Which model renders the video": "用哪个模型生成视频",
-    "High definition (sora-2-pro only)": "高清(仅限 sora-2-pro)",
+    "Length in seconds (each model offers its own)": "时长(秒;各模型支持的时长不同)",
+    "High definition, where the model offers it (slower)": "高清(需模型支持;更慢)",
     "A reference image": "参考图片",
     "A second reference image": "第二张参考图片",
     "A third reference image": "第三张参考图片",
@@ -689,19 +765,16 @@ ZH_COMMAND_TEXT: Final[dict[str, str]] = {
     "Second where the character appears": "角色出现的开始秒数",
     "Second where the clip ends": "片段结束的秒数",
     "Member to show": "要查看的成员",
-    "25 seconds (sora-2-pro)": "25 秒(sora-2-pro)",
     "A reference image for the first frame": "作为首帧的参考图片",
     "Another reference image": "另一张参考图片",
     "Change a finished video with a new prompt": "用新的提示词修改已完成的视频",
     "Clear the usage of the server or a member": "清除本服务器或某成员的用量",
     "Give extra units to the server or a member": "给本服务器或某成员增加额度",
-    "High definition (sora-2-pro only; slower)": "高清(仅限 sora-2-pro;更慢)",
     "How many units": "额度数量",
     "Job number of a finished video with the character": "包含该角色的已完成视频的任务编号",
     "Keep the video unpublished at the relay (it can't be remixed)": (
         "不在中转服务公开视频(无法被混剪)"
     ),
-    "Length in seconds (25 s needs sora-2-pro)": "时长(秒;25 秒需要 sora-2-pro)",
     "Link to a video clip with the character": "包含该角色的视频片段链接",
     "Manage this server's video units": "管理本服务器的视频额度",
     "Portrait (default) or landscape": "竖屏(默认)或横屏",
@@ -717,7 +790,6 @@ ZH_COMMAND_TEXT: Final[dict[str, str]] = {
     ),
     "What to change": "要修改的内容",
     "Your video jobs": "你的视频任务",
-    "sora-2 (default) or sora-2-pro": "sora-2(默认)或 sora-2-pro",
     # /settings and /settings-admin (cogs/settings.py).
     "Your video defaults in this server": "你在本服务器的视频默认设置",
     "Show your defaults, the server's and the models allowed here": (

@@ -63,7 +63,9 @@ async def test_quota_shows_yours_and_the_servers(
     assert "15 s = 2 units × 3 (sora-2-pro) = 6 units" in str(message.embeds)
     text = await reply_of(await fake_discord.run_slash("quota", {}))
     assert "6 / 7" in text and "6 / 90" in text and "<t:" in text
-    assert "Prices" in text and "sora-2-pro ×3" in text
+    # Each model's prices, from the catalogue (issue 11): pro is three times sora-2.
+    assert "Prices" in text and "Sora 2: 10 s: 1 · 15 s: 2 units" in text
+    assert "Sora 2 Pro: 10 s: 3 · 15 s: 6 · 25 s: 12 units · HD ×2" in text
     shown = await reply_of(await fake_discord.run_slash("jobs", {"id": 1}, subcommand="show"))
     assert "15 s = 2 units × 3 (sora-2-pro) = 6 units" in shown
 

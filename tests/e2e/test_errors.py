@@ -28,8 +28,8 @@ async def private_reply(inter) -> str:
 @pytest.mark.parametrize(
     ("options", "sentence"),
     [
-        ({"hd": True}, "HD needs sora-2-pro"),
-        ({"duration": 25}, "25-second videos need sora-2-pro"),
+        ({"hd": True}, "HD needs a model that offers it: sora-2-pro."),
+        ({"duration": 25}, "sora-2 renders 10 or 15 s; pick one of those or another model."),
         ({"prompt": "x" * 5000}, "keep it under 4,000"),
     ],
 )

@@ -73,7 +73,8 @@ async def test_settings_that_could_never_render_are_refused_with_one_sentence(
         "settings", {"model": "sora-2", "duration": 25}, subcommand="set"
     )
     text = await private_text(refused)
-    assert "sora-2" in text and "25" in text and "embed" not in text.lower()
+    # The model's sentence names what it renders instead (its catalogue entry, issue 11).
+    assert "sora-2 renders 10 or 15 s" in text and "embed" not in text.lower()
     unknown = await fake_discord.run_slash("settings", {"model": "sora-9"}, subcommand="set")
     assert "sora-9" in await private_text(unknown)
     prefs = await bot.db.preferences.get(fake_discord.guild.id, fake_discord.alice.id)

@@ -40,8 +40,8 @@ async def refusal(inter: FakeInteraction) -> str:
 # (fault id, /video options, words the one sentence must contain)
 OPTION_FAULTS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("prompt_of_10000_characters", {"prompt": "a" * 10_000}, ("10,000", "4,000")),
-    ("hd_with_sora_2", {"prompt": "a boat", "hd": True}, ("HD needs sora-2-pro",)),
-    ("25_seconds_with_sora_2", {"prompt": "a boat", "duration": 25}, ("25-second", "sora-2-pro")),
+    ("hd_with_sora_2", {"prompt": "a boat", "hd": True}, ("HD needs", "sora-2-pro")),
+    ("25_seconds_with_sora_2", {"prompt": "a boat", "duration": 25}, ("sora-2", "10 or 15 s")),
     ("unknown_alias", {"prompt": "@ghost dances in the rain"}, ("@ghost", "/character list")),
 ]
 

@@ -109,7 +109,7 @@ async def test_bad_key_is_one_sentence(relay, tmp_path):
 async def test_bad_options_exit_2_with_the_request_sentence(relay, tmp_path):
     code, _out, err = await run_cli(tmp_path, relay_env(relay), "generate", "--hd", "a cat")
     assert code == 2
-    assert err.strip() == "HD needs sora-2-pro; pick that model or turn HD off."
+    assert err.strip() == "HD needs a model that offers it: sora-2-pro."
     code, _, err = await run_cli(tmp_path, relay_env(relay), "generate", "--duration", "7", "x")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert relay.jobs == {}
@@ -278,3 +278,28 @@ async def test_check_verbose_shows_the_relays_words(relay, tmp_path):
     code, _out, err = await run_cli(tmp_path, env, "check", "--verbose")
     assert code == 1 and "无效的令牌" in err and "relay_auth" in err
     assert "sk-wrong-key-000111" not in err
+
+
+async def test_generate_follows_the_models_file_and_a_bad_one_exits_2(relay, tmp_path):
+    """The CLI reads the same catalogue as the bot: an operator's model renders with its
+    own default duration; a broken file stops it with one line naming model and field."""
+    good = tmp_path / "models.toml"
+    good.write_text(
+        '[models.kling-2]\nformats = ["task"]\ndurations = [5]\ncost = { 5 = 1 }\n'
+        'orientations.portrait = { aspect_ratio = "9:16" }\n'
+    )
+    env = {**relay_env(relay), "MODELS_FILE": str(good)}
+    code, out, _err = await run_cli(tmp_path, env, "generate", "--model", "kling-2", "a cat")
+    assert code == 0 and out.strip().startswith("http")
+    body = relay.requests_to("task_submit")[0].json
+    assert (body["model"], body["duration"]) == ("kling-2", "5")
+    code, _, err = await run_cli(tmp_path, env, "generate", "--model", "veo3", "--hd", "x")
+    assert code == 2 and err.strip() == "HD needs a model that offers it: sora-2-pro."
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[models.veo3]\ndurations = []\n")
+    code, _, err = await run_cli(tmp_path, {**env, "MODELS_FILE": str(bad)}, "check")
+    assert code == 2
+    assert err.strip() == (
+        'MODELS_FILE is invalid: bad.toml: model "veo3": durations: must not be empty'
+    )
+    assert len(relay.requests_to("task_submit")) == 1

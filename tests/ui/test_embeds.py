@@ -118,7 +118,7 @@ def test_huge_prompt_and_storyboard_stay_within_limits(now: datetime) -> None:
          "images and try again.\nNo refund: content-policy refusals are charged."),
         ("internal", "Something went wrong on our side; it has been logged as job #42.\n"
          "Your units were refunded (2 units)."),
-        ("hd_needs_pro", "HD needs sora-2-pro; pick that model or turn HD off.\n"
+        ("remix_options", "A remix takes only a new prompt; drop the images or storyboard.\n"
          "Your units were refunded (2 units)."),
     ],
 )  # fmt: skip

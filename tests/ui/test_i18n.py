@@ -30,8 +30,15 @@ from bot.ui.i18n import (
 )
 
 INVALID_CODES = [
-    "hd_needs_pro",
-    "duration_needs_pro",
+    # A model's rules (bot/catalogue.py, issue 11).
+    "model_duration",
+    "model_orientation",
+    "model_hd",
+    "model_images",
+    "model_storyboard",
+    "model_remix",
+    "model_characters",
+    "unknown_model",
     "prompt_empty",
     "prompt_too_long",
     "too_many_images",
@@ -86,7 +93,7 @@ def test_locales_map_to_a_catalogue(locale: str | discord.Locale | None, lang: s
 def test_bare_codes_from_other_layers_resolve() -> None:
     assert t("rate_limited", "zh-CN") == ZH["error.rate_limited"]
     assert t("timed_out", "en") == EN["error.timed_out"]
-    assert t("hd_needs_pro", "en") == EN["invalid.hd_needs_pro"]
+    assert t("model_hd", "en", models="x") == "HD needs a model that offers it: x."
     assert t("job_not_found", "en", id=9) == "Job #9 not found."
     assert t("unknown_alias", "en", names="@x") == "Unknown character @x; see /character list."
     assert t("content_policy_image", "en") == EN["error.content_policy.image"]

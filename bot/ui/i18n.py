@@ -264,6 +264,8 @@ EN: Final[dict[str, str]] = {
     "so this video uses {used}.",
     "settings.skipped.unsupported_hd": "{whose} default HD doesn't fit {model}, "
     "so this video is not in HD.",
+    "settings.skipped.unsupported_model": "{whose} default model {value} can't render "
+    "what this video asks for, so it uses {used}.",
     "settings.whose.member": "Your",
     "settings.whose.server": "This server's",
     "settings.field.model": "model",
@@ -479,6 +481,8 @@ ZH: Final[dict[str, str]] = {
     "settings.skipped.unsupported": "{whose}默认{field}({value})不适用于 {model},"
     "本视频改用 {used}。",
     "settings.skipped.unsupported_hd": "{whose}默认高清不适用于 {model},本视频不使用高清。",
+    "settings.skipped.unsupported_model": "{whose}默认模型 {value} 无法满足这个视频的要求,"
+    "本视频改用 {used}。",
     "settings.whose.member": "你的",
     "settings.whose.server": "本服务器的",
     "settings.field.model": "模型",

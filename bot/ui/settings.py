@@ -68,8 +68,8 @@ def summary(resolved: Resolved, locale: str, label: Labeller = _plain) -> str:
 def skipped_note(skip: Skipped, resolved: Resolved, locale: str, label: Labeller = _plain) -> str:
     """One sentence: which stored default was passed over, why, and what was used."""
     key = f"settings.skipped.{skip.reason}"
-    if skip.field == "hd" and skip.reason == "unsupported":
-        key += "_hd"
+    if skip.reason == "unsupported" and skip.field in ("hd", "model"):
+        key += f"_{skip.field}"
     return t(
         key,
         locale,

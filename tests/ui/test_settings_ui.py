@@ -30,6 +30,7 @@ def test_each_skipped_default_is_one_sentence_saying_what_was_used() -> None:
             Skipped("model", "sora-1", "server", "unknown", "sora-2"),
             Skipped("duration", 25, "member", "unsupported", 10),
             Skipped("hd", True, "server", "unsupported", False),
+            Skipped("model", "veo3", "member", "unsupported", "sora-2"),
         ),
     )
     en = skipped_notes(chosen, "en-US", labeller(CATALOGUE, "en-US"))
@@ -38,6 +39,7 @@ def test_each_skipped_default_is_one_sentence_saying_what_was_used() -> None:
         "This server's default model sora-1 is no longer offered, so this video uses Sora 2.",
         "Your default duration (25 s) doesn't fit Sora 2, so this video uses 10 s.",
         "This server's default HD doesn't fit Sora 2, so this video is not in HD.",
+        "Your default model Veo 3 can't render what this video asks for, so it uses Sora 2.",
     ]
     zh = skipped_notes(chosen, "zh-CN")
     assert zh[0] == "你的默认模型 sora-2-pro 在这里不被允许,本视频改用 sora-2。"

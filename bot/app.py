@@ -170,9 +170,7 @@ class VideoBot(commands.AutoShardedBot):
         # Real time, not self.clock: a test's fake clock would turn this into a busy loop.
         while True:
             await asyncio.sleep(IMAGE_CLEANUP_INTERVAL)
-            self.defaults = DefaultsService(self.db.preferences, self.catalogue)
-        await self.defaults.load()
-        await self.clean_images()
+            await self.clean_images()
 
     async def close(self) -> None:
         if self._image_cleaner is not None:

@@ -4,12 +4,16 @@ the server's settings, and a member's defaults in one server never reach another
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+from bot import app as app_module
+from bot.clock import FakeClock
 from bot.fakes.discord import FakeDiscord
 from bot.fakes.relay import FakeRelay
 
-from .conftest import StartBot, final_message, modal_fields
+from .conftest import StartBot, final_message, modal_fields, png_bytes
 
 
 async def private_text(inter: Any) -> str:
@@ -297,3 +301,34 @@ async def test_toggle_buttons_flip_a_members_own_defaults(
     await final_message(fake_discord, 1)
     job = await bot.db.jobs.get(1)
     assert job is not None and job.request.hd and job.request.private
+
+
+async def test_the_hourly_image_sweep_keeps_sweeping_and_keeps_the_settings(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot, monkeypatch: Any
+) -> None:
+    """The sweep that removes old reference images runs again and again, and never
+    touches what /settings knows (a regression: it once replaced the defaults service)."""
+    monkeypatch.setattr(app_module, "IMAGE_CLEANUP_INTERVAL", 0.01)
+    clock = FakeClock(datetime.now(UTC))
+    bot = await start_bot(clock=clock, image_retention_days=1)
+    service = bot.defaults
+    await private_text(
+        await fake_discord.run_slash("settings", {"model": "sora-2-pro"}, subcommand="set")
+    )
+    await fake_discord.run_slash(
+        "video", {"prompt": "a boat"}, attachments={"image": ("boat.png", png_bytes(), "image/png")}
+    )
+    await final_message(fake_discord, 1)
+    assert await bot.db.images.count() == 1
+    clock.advance(2 * 86400)  # the image is now unused for longer than it is kept
+
+    async def swept() -> None:
+        # The sweep has no event of its own to await: watch for its effect.
+        while await bot.db.images.count():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(swept(), 10)  # a later sweep than the first one at start-up
+    assert bot.defaults is service and service.has_settings(fake_discord.guild.id)
+    await fake_discord.run_slash("video", {"prompt": "a second boat"})
+    await final_message(fake_discord, 2)
+    assert submitted(relay, "a second boat")["model"] == "sora-2-pro"

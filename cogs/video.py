@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -139,7 +139,7 @@ class Video(commands.Cog):
     async def _video_models(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return self.model_choices(interaction, current)
+        return await self.model_choices(interaction, current)
 
     @video.autocomplete("duration")
     async def _video_durations(
@@ -172,7 +172,7 @@ class Video(commands.Cog):
     async def _storyboard_models(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return self.model_choices(interaction, current)
+        return await self.model_choices(interaction, current)
 
     @storyboard.autocomplete("duration")
     async def _storyboard_durations(
@@ -260,12 +260,17 @@ class Video(commands.Cog):
             request = request.model_copy(update={"images": (placeholder,) * images})
         return self.bot.catalogue.resolve(request)
 
-    def model_choices(
+    async def model_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        """The catalogue's models some healthy relay offers (all, while that is unknown)."""
+        """The catalogue's models some healthy relay offers (all, while that is unknown)
+        and that this server's admins allow (/settings-admin models)."""
         relay = getattr(self.bot, "relay", None)
-        offered = relay.offered_names() if relay is not None else None
+        offered: Collection[str] | None = relay.offered_names() if relay is not None else None
+        if interaction.guild_id is not None:
+            models = await self.bot.defaults.allowed_models(interaction.guild_id)
+            allowed = {entry.name.lower() for entry in models}
+            offered = allowed if offered is None else allowed & set(offered)
         return model_choices(self.bot.catalogue, current, locale_of(interaction), offered)
 
     def duration_choices(

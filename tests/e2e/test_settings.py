@@ -332,3 +332,29 @@ async def test_the_hourly_image_sweep_keeps_sweeping_and_keeps_the_settings(
     await fake_discord.run_slash("video", {"prompt": "a second boat"})
     await final_message(fake_discord, 2)
     assert submitted(relay, "a second boat")["model"] == "sora-2-pro"
+
+
+async def test_video_autocomplete_hides_the_models_this_server_denies(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    other = fake_discord.add_guild("Elsewhere")
+    await start_bot()
+    owner = fake_discord.owner.id
+
+    async def offered(command: str, guild_id: int | None = None) -> list[str]:
+        options = {"prompt": "x", "model": ""} if command == "video" else {"model": ""}
+        choices = await fake_discord.autocomplete(
+            command, options, focused="model", guild_id=guild_id
+        )
+        return [c["value"] for c in choices]
+
+    assert "sora-2-pro" in await offered("video")
+    await private_text(
+        await fake_discord.run_slash(
+            "settings-admin", {"model": "sora-2-pro"}, subcommand="models deny", user_id=owner
+        )
+    )
+    here = await offered("video")
+    assert "sora-2" in here and "sora-2-pro" not in here
+    assert "sora-2-pro" not in await offered("storyboard")
+    assert "sora-2-pro" in await offered("video", guild_id=other.id)

@@ -441,6 +441,10 @@ class RelayPool:
                 "keeping the last one" if member.listed is not None else "it may offer any model",
             )
             return
+        except Exception:  # a background read must never take anything else down
+            member.listing_error = "internal"
+            log.exception("relay %s: reading its model list failed", member.name)
+            return
         self._note_listing(member, names)
 
     def _note_listing(self, member: PoolMember, names: Iterable[str]) -> None:

@@ -85,3 +85,120 @@ async def test_relay_status_names_what_each_relay_offers(
     assert "not in the catalogue: gpt-4o-mini" in fields["first"]
     assert "Offers: unknown (no model list); may carry sora-2, sora-2-pro" in fields["second"]
     assert RELAY_KEY not in str(fields)
+
+
+# --- a vendor's model (Veo) through /video: autocomplete, validation, cost -----------------
+
+
+async def model_menu(fake: FakeDiscord, typed: str = "", locale: str = "en-US") -> dict[str, str]:
+    """What the member sees typing into `/video model:` (value -> label)."""
+    choices = await fake.autocomplete(
+        "video", {"prompt": "a lighthouse", "model": typed}, focused="model", locale=locale
+    )
+    return {c["value"]: c["name"] for c in choices}
+
+
+async def test_the_model_menu_shows_veo_only_when_a_relay_sells_it(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models = ("sora-2", "sora-2-pro", "veo3-fast")
+    bot = await start_bot()
+    reads = len(relay.requests_to("models"))
+    menu = await model_menu(fake_discord)
+    assert list(menu) == ["sora-2", "sora-2-pro", "veo3-fast"]
+    assert menu["veo3-fast"] == "Veo 3 Fast (veo3-fast)"
+    assert (await model_menu(fake_discord, "veo", "zh-CN")) == {
+        "veo3-fast": "Veo 3 快速版 (veo3-fast)"
+    }
+    assert len(relay.requests_to("models")) == reads  # the menu reads the cache, not the relay
+
+    relay.behaviour.models = ("sora-2", "sora-2-pro")  # the relay stopped selling it
+    await bot.relay.refresh_offers()
+    assert "veo3-fast" not in await model_menu(fake_discord)
+    assert list(await model_menu(fake_discord, "veo")) == []
+
+
+async def test_the_storyboard_menu_shows_only_offered_models(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models = ("sora-2",)
+    await start_bot()
+    choices = await fake_discord.autocomplete("storyboard", {"model": ""}, focused="model")
+    assert [c["value"] for c in choices] == ["sora-2"]
+
+
+async def test_the_model_menu_shows_what_an_unknown_relay_may_carry(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models_answer = "absent"
+    await start_bot()
+    assert {"sora-2", "sora-2-pro", "veo3", "veo3-fast"} <= set(await model_menu(fake_discord))
+
+
+async def test_veo_renders_through_the_task_format_charged_its_catalogue_cost(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models = ("sora-2", "veo3-fast")
+    relay.behaviour.refuse_unlisted = True
+    bot = await start_bot()
+    await fake_discord.run_slash(
+        "video", {"prompt": "a veo lighthouse", "model": "veo3-fast", "duration": 8}
+    )
+    message = await final_message(fake_discord)
+    assert title(message).startswith("✅") and message.attachments
+    [submit] = relay.requests_to("submit")
+    assert submit.json["model"] == "veo3-fast" and submit.json["duration"] == "8"
+    assert submit.json["hd"] is False
+    job = await bot.db.jobs.get(1)
+    assert job is not None and job.status == "succeeded" and job.format == "task"
+    veo = bot.catalogue.require("veo3-fast")
+    assert submit.json["aspect_ratio"] == veo.aspect_ratio(job.request.orientation)
+    assert job.relay_id is not None and job.relay_id.startswith("veo3:")
+    cost = bot.catalogue.require("veo3-fast").cost[8]
+    assert job.cost == cost == 2
+    assert await used_units(bot, fake_discord) == cost
+    rows = await bot.db.quotas.ledger(fake_discord.guild.id)
+    assert sorted(row.kind for row in rows if row.job_id == 1) == ["commit", "reserve"]
+    shown = [
+        m
+        for m in fake_discord.messages.values()
+        if not m.deleted and m.attachments and title(m).startswith("✅")
+    ]
+    assert len(shown) == 1  # delivered once
+
+
+async def test_veo_at_a_duration_it_lacks_is_refused_naming_what_it_renders(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models = ("sora-2", "veo3-fast")
+    bot = await start_bot()
+    inter = await fake_discord.run_slash(
+        "video", {"prompt": "a long veo", "model": "veo3-fast", "duration": 15}
+    )
+    text = await private_reply(inter)
+    assert text == "veo3-fast renders 8 s only; pick 8 s or another model."
+    inter = await fake_discord.run_slash(
+        "video", {"prompt": "a veo in hd", "model": "veo3-fast", "duration": 8, "hd": True}
+    )
+    assert "HD" in await private_reply(inter)
+    # Our validation stopped them: the relay (which would answer 400) never saw them.
+    assert relay.requests_other_than("models") == []
+    assert await used_units(bot, fake_discord) == 0 and await bot.db.jobs.get(1) is None
+
+
+async def test_veo_goes_to_the_only_relay_that_lists_it(
+    fake_discord: FakeDiscord, relay: FakeRelay, second: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models = ("sora-2", "sora-2-pro")
+    relay.behaviour.refuse_unlisted = True
+    second.behaviour.models = ("sora-2", "veo3-fast")
+    bot = await start_bot(relays=two_relays(relay, second))
+    assert "veo3-fast" in await model_menu(fake_discord)
+    await fake_discord.run_slash(
+        "video", {"prompt": "a second veo", "model": "veo3-fast", "duration": 8}
+    )
+    assert title(await final_message(fake_discord)).startswith("✅")
+    job = await bot.db.jobs.get(1)
+    assert job is not None and job.relay_name == "second"
+    assert job.relay_id is not None and job.relay_id.startswith("veo3:")
+    assert relay.requests_to("submit") == [] and second.submits_for("a second veo") == 1

@@ -4,6 +4,8 @@
     python -m bot sync [--guild ID]
     python -m bot check [--verbose]
     python -m bot sandbox [--lang zh-CN] [--format task|official|chat|all]
+    python -m bot migrate         # apply pending migrations; prints from -> to
+    python -m bot copy-db [--from sqlite:PATH] [--to postgresql://…] [--replace]
     python -m bot generate [--verbose] [--format chat|task|official] [--portrait|--landscape]
                            [--duration 10|15|25] [--hd] [--model M] [--image PATH_OR_URL]...
                            [--output FILE] PROMPT
@@ -25,6 +27,7 @@ import contextlib
 import logging
 import mimetypes
 import os
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -48,7 +51,7 @@ from bot.relay.models import (
     VideoResult,
 )
 from bot.settings import Settings, SettingsError, database_password, load_settings
-from bot.store.database import SchemaTooNewError
+from bot.store.database import MigrationError, SchemaTooNewError
 
 if TYPE_CHECKING:
     from bot.relay.client import RelayClient
@@ -92,6 +95,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", "-o", type=Path, default=None, metavar="FILE", help="save the video to FILE"
     )
     gen.add_argument("prompt", metavar="PROMPT")
+    sub.add_parser(
+        "migrate", help="apply pending database migrations (DATABASE_URL, else DATABASE_PATH)"
+    )
+    copy = sub.add_parser("copy-db", help="copy a SQLite installation into PostgreSQL")
+    copy.add_argument(
+        "--from", dest="source", default=None, metavar="sqlite:PATH",
+        help="the SQLite database (default: sqlite:DATABASE_PATH)",
+    )  # fmt: skip
+    copy.add_argument(
+        "--to", dest="target", default=None, metavar="postgresql://…",
+        help="an empty PostgreSQL database (default: DATABASE_URL)",
+    )  # fmt: skip
+    copy.add_argument(
+        "--replace", action="store_true", help="empty a target that already holds data first"
+    )
     box = sub.add_parser("sandbox", help="replay a scripted session offline, on built-in fakes")
     box.add_argument("--lang", default="en-US", help="the member's Discord locale, e.g. zh-CN")
     box.add_argument("--format", choices=["task", "official", "chat", "all"], default="all")
@@ -304,6 +322,49 @@ def _run(settings: Settings) -> int:
     return 0
 
 
+async def _migrate(settings: Settings) -> int:
+    """`python -m bot migrate`: the configured store's pending migrations, from→to."""
+    from bot.store.transfer import TransferError, migrate_store
+
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    try:
+        report = await migrate_store(url, settings.database_path)
+    except TransferError as exc:
+        _say(str(exc))
+        return EXIT_FAILED
+    print(report.line())
+    return 0
+
+
+async def _copy_db(
+    settings: Settings, source: str | None, target: str | None, replace: bool
+) -> int:
+    """`python -m bot copy-db`: SQLite → PostgreSQL, proven row by row (bot.store.transfer)."""
+    import asyncpg
+
+    from bot.store.postgres import safe_url
+    from bot.store.transfer import TransferError, copy_sqlite_to_postgres, parse_source
+
+    if target is None and settings.database_url is None:
+        _say("copy-db needs --to postgresql://… (or DATABASE_URL).")
+        return EXIT_USAGE
+    to = target or (settings.database_url.get_secret_value() if settings.database_url else "")
+    try:
+        path = parse_source(source or f"sqlite:{settings.database_path}")
+        report = await copy_sqlite_to_postgres(path, to, replace=replace)
+    except TransferError as exc:
+        _say(str(exc))
+        return EXIT_FAILED
+    except sqlite3.DatabaseError as exc:
+        _say(f"The SQLite database cannot be read: {exc}.")
+        return EXIT_FAILED
+    except asyncpg.PostgresError as exc:
+        _say(f"PostgreSQL refused the copy, nothing was kept: {str(exc).splitlines()[0]}.")
+        return EXIT_FAILED
+    print(report.line(f"sqlite:{path}", safe_url(to)))
+    return 0
+
+
 def _sync(settings: Settings, guild_id: int | None) -> int:
     import bot.app
 
@@ -323,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if command in ("run", "sync"):
             settings.require("discord_token")
-        relays = settings.relay_configs() if command != "sync" else []
+        needs_relays = command not in ("sync", "migrate", "copy-db")
+        relays = settings.relay_configs() if needs_relays else []
     except SettingsError as exc:
         _say(str(exc))
         return EXIT_USAGE
@@ -352,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
                 return asyncio.run(_check(settings, verbose=args.verbose))
             case "sync":
                 return _sync(settings, args.guild)
+            case "migrate":
+                return asyncio.run(_migrate(settings))
+            case "copy-db":
+                return asyncio.run(_copy_db(settings, args.source, args.target, args.replace))
             case _:
                 return _run(settings)
     except KeyboardInterrupt:
@@ -363,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = type(exc).__name__
         _say(f"Discord could not be reached ({reason}); check the network and DISCORD_API_BASE.")
         return EXIT_FAILED
-    except (SettingsError, SchemaTooNewError, CostTableError) as exc:
+    except (SettingsError, SchemaTooNewError, MigrationError, CostTableError) as exc:
         _say(str(exc))
         return EXIT_USAGE
 

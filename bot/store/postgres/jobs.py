@@ -257,8 +257,8 @@ class PgJobRepo:
             request = json.loads(row["request_json"])  # see summaries_for_user
             if request.get("model") != model or request.get("duration") != duration:
                 continue
-            # The relay ignores HD for 25 s videos (`VideoRequest.effective_hd`).
-            if (bool(request.get("hd")) and duration != 25) != hd:
+            # Stored requests are resolved (`Catalogue.resolve`): `hd` is what was rendered.
+            if bool(request.get("hd")) != hd:
                 continue
             taken = (row["finished_at"] - row["started_at"]).total_seconds()
             if taken > 0:

@@ -110,6 +110,18 @@ class SnowflakeFactory:
         self._last = max(self._last + 1, now_ms << 22)
         return self._last
 
+    def on_shard(self, snowflake: int, shard: int, count: int) -> int:
+        """`snowflake`, or the next id after it whose shard is `shard` of `count`.
+
+        The shard of an id is its timestamp modulo the count: moving the timestamp a
+        few milliseconds on keeps the ids increasing.
+        """
+        stamp = snowflake >> 22
+        stamp += (shard - stamp) % count
+        chosen = max(snowflake, stamp << 22)
+        self._last = max(self._last, chosen)
+        return chosen
+
 
 def iso_now() -> str:
     return datetime.now(UTC).isoformat()

@@ -161,6 +161,9 @@ class Gateway:
             await ws.close(code=4004, message=b"Authentication failed.")
             return None
         shard_id, shard_count = data.get("shard") or [0, 1]
+        if not 0 <= shard_id < shard_count:
+            await ws.close(code=4010, message=b"Invalid shard.")
+            return None
         session = GatewaySession(
             id=secrets.token_hex(16), shard_id=shard_id, shard_count=shard_count
         )

@@ -279,12 +279,18 @@ class FakeDiscord:
         *,
         channels: tuple[str, ...] = ("general", "videos"),
         locale: str = "en-US",
+        shard: int | None = None,
     ) -> FakeGuild:
         """A guild with @everyone, Moderator, the bot's role, the owner and alice.
 
-        Add guilds before the bot logs in: GUILD_CREATE is sent at IDENTIFY.
+        Add guilds before the bot logs in: GUILD_CREATE is sent at IDENTIFY. `shard`
+        picks an id that lands on that shard of `shards` (`(id >> 22) % shards`).
         """
         gid = self.snowflake()
+        if shard is not None:
+            if not 0 <= shard < self.shards:
+                raise ValueError(f"shard {shard} is not one of the fake's {self.shards}")
+            gid = self.snowflake.on_shard(gid, shard, self.shards)
         guild = FakeGuild(id=gid, name=name, owner_id=self.owner.id, preferred_locale=locale)
         guild.roles[gid] = FakeRole(gid, "@everyone", DEFAULT_EVERYONE_PERMISSIONS)
         mod = FakeRole(
@@ -338,6 +344,10 @@ class FakeDiscord:
 
     def guild_payload(self, guild: FakeGuild) -> dict[str, Any]:
         return guild.payload(guild.members[self.bot_user.id])
+
+    def shard_of(self, guild_id: int) -> int:
+        """The shard Discord routes `guild_id`'s events to, out of `shards`."""
+        return self.gateway.shard_for(guild_id, self.shards)
 
     def _find_channel(self, channel_id: int) -> tuple[FakeGuild, FakeChannel]:
         for guild in self.guilds.values():

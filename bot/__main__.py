@@ -1,6 +1,7 @@
 """`python -m bot`: run the bot, sync its commands, or check and use the relay by hand.
 
     python -m bot                 # same as `run`
+    python -m bot [run] [--shard-ids 0,1 --shard-count 4]
     python -m bot sync [--guild ID]
     python -m bot check [--verbose]
     python -m bot sandbox [--lang zh-CN] [--format task|official|chat|all]
@@ -71,10 +72,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
 
 
+def _shard_flags(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a flag given before `run` is not reset by the subcommand's own default.
+    parser.add_argument(
+        "--shard-ids",
+        default=argparse.SUPPRESS,
+        metavar="0,1",
+        help="the shards this process runs (SHARD_IDS); the others run elsewhere",
+    )
+    parser.add_argument(
+        "--shard-count",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="the bot's shards in all, over every process (SHARD_COUNT)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m bot", description="Sora video bot for Discord.")
+    _shard_flags(parser)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    sub.add_parser("run", help="run the bot (default)")
+    _shard_flags(sub.add_parser("run", help="run the bot (default)"))
     sync = sub.add_parser("sync", help="publish the slash commands to Discord")
     sync.add_argument("--guild", type=int, default=None, help="only this guild (instant)")
     check = sub.add_parser("check", help="reach the relay, validate the key, list models")
@@ -381,7 +400,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return sandbox(args)
     try:
-        settings = load_settings()
+        flags = {
+            name: getattr(args, name)
+            for name in ("shard_ids", "shard_count")
+            if hasattr(args, name)
+        }
+        settings = load_settings(**flags)
         if command in ("run", "sync"):
             settings.require("discord_token")
         needs_relays = command not in ("sync", "migrate", "copy-db")

@@ -48,7 +48,14 @@ def point_at_discord(api_base: str, gateway_url: str) -> None:
 
 
 class VideoBot(commands.AutoShardedBot):
-    """The bot. Shards automatically; needs no privileged intents."""
+    """The bot. Shards automatically, or runs the shards `SHARD_IDS` of `SHARD_COUNT`;
+    needs no privileged intents.
+
+    A process may run only some shards: it receives the interactions of their guilds,
+    while any process can render and deliver any job (edits, follow-ups and uploads are
+    REST calls, which need no gateway). Commands are never synced at start-up: that is
+    `python -m bot sync`, run once per change, not by every process.
+    """
 
     db: Store
     relay: RelayPool
@@ -71,6 +78,10 @@ class VideoBot(commands.AutoShardedBot):
         intents.message_content = False
         intents.typing = False
         intents.presences = False
+        if settings.shard_count is not None:
+            options.setdefault("shard_count", settings.shard_count)
+        if settings.shard_ids:
+            options.setdefault("shard_ids", list(settings.shard_ids))
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -130,7 +141,8 @@ class VideoBot(commands.AutoShardedBot):
             min_interval=s.progress_edit_interval,
             token_ttl=s.interaction_token_ttl,
             max_download_bytes=s.max_download_bytes,
-            edits_per_second=s.progress_edits_per_second,
+            # The bot token's budget, shared by the processes in proportion to their shards.
+            edits_per_second=s.progress_edits_per_second * s.shard_share,
             clock=self.clock,
             # Videos stream to disk beside the database before upload, and are removed.
             download_dir=s.database_path.parent / "downloads",
@@ -192,7 +204,14 @@ class VideoBot(commands.AutoShardedBot):
     async def on_ready(self) -> None:
         if self.freeze_gc:
             settle_garbage_collector()
-        log.info("ready as %s in %d servers", self.user, len(self.guilds))
+        shards = ",".join(str(shard) for shard in sorted(self.shards))
+        log.info(
+            "ready as %s in %d servers (shards %s of %s)",
+            self.user,
+            len(self.guilds),
+            shards,
+            self.shard_count,
+        )
 
 
 def settle_garbage_collector() -> None:

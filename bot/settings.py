@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import pydantic_settings
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from bot.catalogue import Catalogue
@@ -73,6 +80,10 @@ class Settings(BaseSettings):
     interaction_token_ttl: float = Field(default=14 * 60, gt=0)
     progress_edit_interval: float = Field(default=5.0, ge=0)
     progress_edits_per_second: float = Field(default=3.0, gt=0)
+    # Sharding: how many shards the bot has in all, and which of them this process runs
+    # ("0,1"); empty = discord.py decides (every shard in this one process).
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: Annotated[tuple[int, ...], NoDecode] = ()
 
     # Relay
     relay_base_url: str = ""
@@ -122,6 +133,42 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object) -> object:
+        """`SHARD_IDS=0,1` (a plain list, as operators write it, not JSON)."""
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(part.isdigit() for part in parts):
+                raise ValueError("must be shard numbers separated by commas, e.g. 0,1")
+            return tuple(int(part) for part in parts)
+        return value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        """Each process names its shards out of one total, so no guild is served twice."""
+        if not self.shard_ids:
+            return self
+        if self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT (the total over every process)")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("SHARD_IDS names a shard twice")
+        if max(self.shard_ids) >= self.shard_count:
+            raise ValueError(f"SHARD_IDS must be below SHARD_COUNT ({self.shard_count})")
+        return self
+
+    @property
+    def shard_share(self) -> float:
+        """The part of the bot this process runs: its shards out of all of them (1 if alone).
+
+        Discord limits the bot token, not the process: per-process budgets such as
+        `PROGRESS_EDITS_PER_SECOND` are multiplied by this, so the processes together
+        stay within the whole.
+        """
+        if not self.shard_ids or self.shard_count is None:
+            return 1.0
+        return len(self.shard_ids) / self.shard_count
 
     @field_validator("cost_table")
     @classmethod
@@ -206,16 +253,21 @@ class Settings(BaseSettings):
                 raise SettingsError(f"{name.upper()} is not set (see .env.example)")
 
 
-def load_settings(env_file: str | Path | None = ".env") -> Settings:
-    """Read the settings, turning pydantic's report into one line per the first bad variable."""
+def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Read the settings, turning pydantic's report into one line per the first bad variable.
+
+    `overrides` (command-line flags) win over the environment and `.env`.
+    """
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg, arg-type]
     except pydantic_settings.SettingsError as exc:  # a JSON value that isn't JSON
         found = re.search(r'field "(\w+)"', str(exc))
         field = found[1].upper() if found else "a setting"
         raise SettingsError(f"{field} is not valid JSON") from None
     except ValidationError as exc:
         error = exc.errors()[0]
+        if not error["loc"]:  # a rule across variables: its message names them
+            raise SettingsError(str(error["msg"]).removeprefix("Value error, ")) from None
         name = str(error["loc"][0]).upper() if error["loc"] else "settings"
         message = str(error["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"{name} is invalid: {message}") from None

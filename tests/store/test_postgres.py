@@ -4,10 +4,6 @@ connections and several OS processes writing the same quotas."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import sys
-import textwrap
 from pathlib import Path
 
 import asyncpg
@@ -141,115 +137,6 @@ async def test_two_pools_reserve_against_one_budget(pg_url: str, clock: FakeCloc
         assert len(made) == 100
         assert (await two.quotas.status(1, 5)).guild_used == 100
         assert await one.quotas.audit() == []
-
-
-# Run in a separate interpreter: open the store, say "ready", wait for "go", reserve
-# 250 jobs at once, say how many went through, wait for "go", finish every queued job
-# of the database (both processes race for all of them), say how many it finished.
-_WORKER = textwrap.dedent(
-    """
-    import asyncio, json, sys
-    from bot.store import QuotaExceededError
-    from bot.store.postgres import PgDatabase
-    from tests.store.conftest import new_job
-
-    async def main(url, base):
-        db = await PgDatabase.open(url, pool_size=20)
-        print("ready", flush=True)
-        sys.stdin.readline()
-        results = await asyncio.gather(
-            *(db.jobs.create(new_job(user_id=base + i), cost=1) for i in range(250)),
-            return_exceptions=True,
-        )
-        ok = sum(1 for r in results if not isinstance(r, BaseException))
-        refused = sum(1 for r in results if isinstance(r, QuotaExceededError))
-        print(json.dumps({"ok": ok, "refused": refused}), flush=True)
-        sys.stdin.readline()
-        queued = [job.id for job in await db.jobs.unfinished()]
-        finished = await asyncio.gather(
-            *(db.jobs.finish(i, "failed" if i % 2 else "succeeded", refund=bool(i % 2))
-              for i in queued)
-        )
-        print(json.dumps({"finished": sum(finished)}), flush=True)
-        await db.close()
-
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
-    """
-)
-
-
-async def test_500_reservations_from_two_processes_leave_exactly_the_budget(
-    pg_url: str,
-) -> None:
-    async with await PgDatabase.open(pg_url) as db:
-        await db.quotas.set_limits(1, monthly=100, user_daily=UNLIMITED)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            _WORKER,
-            pg_url,
-            str(base),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=ROOT,
-        )
-        for base in (1000, 2000)
-    ]
-    try:
-
-        async def each(line_wanted: str | None = None) -> list[str]:
-            lines = []
-            for proc in procs:
-                assert proc.stdout is not None
-                line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
-                assert line, "a worker died"
-                if line_wanted is not None:
-                    assert line == line_wanted
-                lines.append(line)
-            return lines
-
-        def go() -> None:
-            for proc in procs:
-                assert proc.stdin is not None
-                proc.stdin.write(b"go\n")
-
-        await each("ready")
-        go()
-        counts = [json.loads(line) for line in await each()]
-        assert sum(c["ok"] for c in counts) == 100
-        assert sum(c["refused"] for c in counts) == 400
-        assert all(c["ok"] > 0 for c in counts), counts  # both really competed
-        go()
-        finished = [json.loads(line)["finished"] for line in await each()]
-        assert sum(finished) == 100  # each job finished once, by one process
-        for proc in procs:
-            assert await asyncio.wait_for(proc.wait(), 60) == 0
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-
-    async with await PgDatabase.open(pg_url) as db:  # the workers' clock: the real one
-        kinds = {
-            row[0]: (row[1], row[2])
-            for row in await db.fetchall(
-                "SELECT kind, count(*), sum(units) FROM quota_ledger GROUP BY kind"
-            )
-        }
-        assert kinds["reserve"] == (100, 100)
-        assert kinds["commit"][0] + kinds["refund"][0] == 100
-        one_each = await db.fetchone(
-            "SELECT count(*) FROM (SELECT job_id FROM quota_ledger"
-            " WHERE kind IN ('commit', 'refund') GROUP BY job_id HAVING count(*) > 1) AS twice"
-        )
-        assert one_each is not None and one_each[0] == 0
-        assert await db.quotas.audit() == []
-        status = await db.quotas.status(1, 5)
-        assert status.guild_used == 100 - kinds["refund"][1]
 
 
 async def test_open_store_picks_the_backend_from_the_url(pg_url: str, tmp_path: Path) -> None:

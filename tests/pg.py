@@ -7,8 +7,8 @@
 as root: then every server command runs as the `postgres` user through `runuser`, in a
 temporary folder that user owns. The server listens on 127.0.0.1 on a free port (and
 on a unix socket in that folder), trusts every local connection and never fsyncs; the
-folder is removed when it stops. Binaries come from `PG_BIN`, else the newest
-/usr/lib/postgresql/*/bin, else `pg_config --bindir`.
+folder is removed when it stops. Binaries come from `PG_BIN` (only there, when it is
+set), else the newest /usr/lib/postgresql/*/bin, else `pg_config --bindir`.
 
 Without binaries `pg_unavailable()` says why; the fixtures then skip, except under
 `CI=true`, where a missing PostgreSQL fails the test instead (CI must run them).
@@ -36,7 +36,12 @@ SERVER_OPTIONS = (
 def find_bindir() -> Path | None:
     """Where `initdb`, `pg_ctl` and `postgres` live, or None."""
     env = os.environ.get("PG_BIN")
-    candidates: list[Path] = [Path(env)] if env else []
+    if env:  # when set, the only place looked at
+        folder = Path(env)
+        return (
+            folder if all((folder / n).exists() for n in ("initdb", "pg_ctl", "postgres")) else None
+        )
+    candidates: list[Path] = []
     root = Path("/usr/lib/postgresql")
     if root.is_dir():
         versions = sorted(
@@ -61,7 +66,8 @@ def find_bindir() -> Path | None:
 def pg_unavailable() -> str | None:
     """Why no test server can be started here, or None if one can."""
     if find_bindir() is None:
-        return "PostgreSQL binaries not found (set PG_BIN or install postgresql)"
+        where = os.environ.get("PG_BIN") or "/usr/lib/postgresql/*/bin or pg_config --bindir"
+        return f"PostgreSQL binaries not found in {where} (install postgresql or set PG_BIN)"
     if os.geteuid() == 0:
         if shutil.which("runuser") is None:
             return "running as root and runuser is missing (initdb refuses root)"

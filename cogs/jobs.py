@@ -107,7 +107,8 @@ class Queue(commands.Cog):
                     t("queue.rendering", locale, id=job.id, percent=f"{job.progress or 0:.0f}")
                 )
             else:
-                wait = typical_render_seconds(job.request) * ((position - 1) // per_slot + 1)
+                typical = typical_render_seconds(job.request, self.bot.catalogue)
+                wait = typical * ((position - 1) // per_slot + 1)
                 lines.append(
                     t(
                         "queue.waiting",

@@ -24,6 +24,7 @@ from bot.ui.progress import (
     estimate_remaining,
     format_duration,
     progress_bar,
+    typical_render_seconds,
 )
 from bot.ui.records import (
     CharacterAliasLike,
@@ -231,7 +232,7 @@ _ERROR_KEYS: Final = frozenset(k for k in EN if k.startswith(("error.", "invalid
 
 def cost_text(job: JobLike, locale: str, costs: Prices | CostTable | None = None) -> str:
     """The job's units and, when HD or a COST_TABLE factor changed the price, how today's
-    prices reach it ("15 s sora-2-pro = 6 units × HD 2 = 12 units"). A job priced under
+    prices reach it ("15 s = 2 units × HD 2 × 3 (sora-2-pro) = 12 units"). A job priced under
     older prices shows its units only, since the explanation would not add up."""
     plain = t("value.units", locale, units=job.cost)
     if costs is None or not costs.prices(job.request):
@@ -336,7 +337,12 @@ def job_embed(
             embed.add_field(
                 name=t("field.elapsed", locale), value=format_duration(elapsed_seconds(job, now))
             )
-        remaining = estimate_remaining(job, now)
+        typical = (
+            typical_render_seconds(job.request, costs.catalogue)
+            if isinstance(costs, Prices)
+            else None
+        )
+        remaining = estimate_remaining(job, now, typical)
         embed.add_field(
             name=t("field.eta", locale),
             value=format_duration(remaining)

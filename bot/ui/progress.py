@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.relay.models import VideoRequest
 from bot.ui.records import JobLike
 
@@ -43,8 +44,12 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def typical_render_seconds(request: VideoRequest) -> float:
-    """How long a render like this usually takes: longer videos and HD take much longer."""
+def typical_render_seconds(request: VideoRequest, catalogue: Catalogue | None = None) -> float:
+    """How long a render like this usually takes: its model's catalogue entry says (the
+    bot's catalogue, else the shipped one); a model neither knows, by duration and HD."""
+    entry = (catalogue or shipped_catalogue()).get(request.model)
+    if entry is not None:
+        return entry.typical_seconds(request)
     seconds = _TYPICAL_BY_DURATION.get(request.duration, _TYPICAL_BY_DURATION[25])
     if request.effective_hd:
         seconds += _HD_EXTRA

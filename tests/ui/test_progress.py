@@ -50,9 +50,13 @@ def test_typical_render_times() -> None:
     assert typical_render_seconds(VideoRequest(prompt="x", duration=15)) == 240
     pro = {"prompt": "x", "model": "sora-2-pro"}
     assert typical_render_seconds(VideoRequest(**pro, duration=15, hd=True)) == 240 + 480
-    # HD ignored at 25 s: the catalogue drops it when the request is resolved (issue 11).
+    # HD ignored at 25 s: the catalogue drops it when the request is resolved, and the
+    # time is the model's entry's (issue 11; the same as the read plan's prior).
     asked = VideoRequest(**pro, duration=25, hd=True)
-    assert typical_render_seconds(shipped_catalogue().resolve(asked)) == 360
+    assert typical_render_seconds(shipped_catalogue().resolve(asked)) == 420
+    assert typical_render_seconds(VideoRequest(prompt="x", model="veo3-fast", duration=8)) == 90
+    # A model the catalogue doesn't know: by duration.
+    assert typical_render_seconds(VideoRequest(prompt="x", model="other", duration=15)) == 240
 
 
 def test_eta_uses_the_rate_once_there_is_enough_progress(now: datetime) -> None:
@@ -72,3 +76,22 @@ def test_eta_for_waiting_and_final_jobs(now: datetime) -> None:
     assert estimate_remaining(make_job(status="queued"), now) == 120
     for status in ("succeeded", "failed", "cancelled", "timed_out", "interrupted"):
         assert estimate_remaining(make_job(status=status), now) is None
+
+
+def test_the_job_message_estimates_from_the_bots_own_catalogue(now: datetime, tmp_path) -> None:
+    """A model's typical time comes from the catalogue the bot runs with (issue 11)."""
+    from bot.catalogue import load_catalogue
+    from bot.jobs.costs import Prices
+    from bot.ui.embeds import job_embed
+
+    path = tmp_path / "models.toml"
+    path.write_text("[models.veo3-fast]\nrender_seconds = { 8 = 200 }\n")
+    veo = VideoRequest(prompt="x", model="veo3-fast", duration=8)
+    queued = make_job(request=veo, status="queued")
+
+    def eta(catalogue) -> str:
+        embed = job_embed(queued, locale="en", now=now, costs=Prices(catalogue))
+        return next(f.value or "" for f in embed.fields if f.name == "ETA")
+
+    assert eta(shipped_catalogue()) == "1m 30s"
+    assert eta(load_catalogue(path)) == "3m 20s"

@@ -22,7 +22,7 @@ from bot.store.jobs import _ACTIVE_SQL, FINAL_STATUSES, Job, JobStatus, JobSumma
 from bot.store.postgres.database import rowcount, text
 from bot.store.postgres.images import pg_store_for_job
 from bot.store.postgres.preferences import pg_check_model_allowed
-from bot.store.postgres.quotas import PgQuotaRepo, insert_ledger, lock_scopes
+from bot.store.postgres.quotas import PgQuotaRepo, insert_ledger
 from bot.store.quotas import Period
 
 if TYPE_CHECKING:
@@ -155,9 +155,9 @@ class PgJobRepo:
                 job_id,
             )
             if reserve is not None:
-                period = Period(reserve["day"], reserve["month"], "", now, now)
+                # No scope locks: a commit changes no total, and a refund's UPDATEs lock
+                # the rows themselves (guild, then member) and re-check `reset_id`.
                 guild_id, user_id = reserve["guild_id"], reserve["user_id"]
-                await lock_scopes(conn, guild_id, user_id, period, guild_id)
                 await insert_ledger(
                     conn, guild_id=guild_id, user_id=user_id, job_id=job_id,
                     ref_id=reserve["id"], kind="refund" if refund else "commit",

@@ -216,10 +216,17 @@ class PgQuotaRepo:
         period: Period,
     ) -> None:
         """Lock the job's scopes and raise `QuotaExceededError` if `cost` more units would
-        break a limit (guild first). The locks hold until the caller's transaction ends."""
+        break a limit (guild first). The locks hold until the caller's transaction ends.
+
+        The limits are read before the locks: only the totals need them, and every
+        statement inside the locks makes other reservations of the scope wait.
+        """
+        settings, rule = await self._limits(conn, guild_id, roles)
         guild_totals, user_totals = await lock_scopes(conn, guild_id, user_id, period, guild_id)
-        st = await self._compose(conn, guild_id, roles, is_admin, period, guild_totals, user_totals)
-        raise_if_over(st, cost)
+        raise_if_over(
+            self._compose(guild_id, settings, rule, is_admin, period, guild_totals, user_totals),
+            cost,
+        )
 
     async def _status(
         self,
@@ -243,36 +250,39 @@ class PgQuotaRepo:
             _guild_key(guild_id), user_id, period.day,
         )  # fmt: skip
         user_totals = (0, 0) if row is None else (row[0], row[1])
-        return await self._compose(
-            conn, guild_id, roles, is_admin, period, guild_totals, user_totals
-        )
+        settings, rule = await self._limits(conn, guild_id, roles)
+        return self._compose(guild_id, settings, rule, is_admin, period, guild_totals, user_totals)
 
-    async def _compose(
+    async def _limits(
+        self, conn: Connection, guild_id: int | None, roles: Sequence[int]
+    ) -> tuple[tuple[int | None, int | None, bool] | None, tuple[bool, float | None] | None]:
+        """The guild's (monthly, user_daily, admins_exempt) overrides and the member's
+        (any exempt, largest multiplier) role rule, in one round trip."""
+        if guild_id is None:
+            return None, None
+        row = await conn.fetchrow(
+            "SELECT s.monthly_limit, s.user_daily_limit, s.admins_exempt,"
+            " r.exempt, r.multiplier FROM (SELECT 1) AS one"
+            " LEFT JOIN guild_settings AS s ON s.guild_id = $1"
+            " LEFT JOIN (SELECT bool_or(exempt) AS exempt, max(multiplier) AS multiplier"
+            "   FROM role_rules WHERE guild_id = $1 AND role_id = ANY($2::bigint[])) AS r"
+            " ON TRUE",
+            guild_id, list(roles),
+        )  # fmt: skip
+        assert row is not None
+        settings = None if row[2] is None else (row[0], row[1], bool(row[2]))
+        return settings, (bool(row[3]), row[4])
+
+    def _compose(
         self,
-        conn: Connection,
         guild_id: int | None,
-        roles: Sequence[int],
+        settings: tuple[int | None, int | None, bool] | None,
+        rule: tuple[bool, float | None] | None,
         is_admin: bool,
         period: Period,
         guild_totals: tuple[int, int],
         user_totals: tuple[int, int],
     ) -> QuotaStatus:
-        settings: tuple[int | None, int | None, bool] | None = None
-        rule: tuple[bool, float | None] | None = None
-        if guild_id is not None:
-            row = await conn.fetchrow(
-                "SELECT s.monthly_limit, s.user_daily_limit, s.admins_exempt,"
-                " r.exempt, r.multiplier FROM (SELECT 1) AS one"
-                " LEFT JOIN guild_settings AS s ON s.guild_id = $1"
-                " LEFT JOIN (SELECT bool_or(exempt) AS exempt, max(multiplier) AS multiplier"
-                "   FROM role_rules WHERE guild_id = $1 AND role_id = ANY($2::bigint[])) AS r"
-                " ON TRUE",
-                guild_id, list(roles),
-            )  # fmt: skip
-            assert row is not None
-            if row[2] is not None:
-                settings = (row[0], row[1], bool(row[2]))
-            rule = (bool(row[3]), row[4])
         return compose_status(
             self,
             in_guild=guild_id is not None,

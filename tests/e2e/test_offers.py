@@ -3,6 +3,7 @@ what `/relay status` shows, and which models a member is refused before paying."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
@@ -10,6 +11,7 @@ from pydantic import SecretStr
 
 from bot.fakes.discord import FakeDiscord
 from bot.fakes.relay import FakeRelay
+from bot.jobs.engine import JobUpdate
 from bot.settings import RelayConfig
 
 from .conftest import RELAY_KEY, StartBot, final_message, title
@@ -202,3 +204,35 @@ async def test_veo_goes_to_the_only_relay_that_lists_it(
     assert job is not None and job.relay_name == "second"
     assert job.relay_id is not None and job.relay_id.startswith("veo3:")
     assert relay.requests_to("submit") == [] and second.submits_for("a second veo") == 1
+
+
+async def test_a_model_that_stops_being_sold_while_a_job_waits_is_refunded(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models = ("sora-2", "sora-2-pro")
+    relay.script(prompt_contains="holder", outcome="never")  # keeps the only slot busy
+    bot = await start_bot(max_concurrent_jobs=1)
+    holding = asyncio.Event()
+
+    async def on_update(update: JobUpdate) -> None:
+        if update.job.id == 1 and update.job.relay_id:
+            holding.set()
+
+    bot.engine.add_listener(on_update)
+    await fake_discord.run_slash("video", {"prompt": "a holder"})
+    await asyncio.wait_for(holding.wait(), 10)  # the relay has it: the slot is taken
+    await fake_discord.run_slash("video", {"prompt": "a waiting pro", "model": "sora-2-pro"})
+    await fake_discord.wait_for_message(lambda m: "#2" in str(m.embeds))  # queued, reserved
+    relay.behaviour.models = ("sora-2",)  # the relay stops selling pro meanwhile
+    await bot.relay.refresh_offers()
+    [holder] = [job_id for job_id, job in relay.jobs.items() if "holder" in job.prompt]
+    relay.finish(holder)
+    message = await final_message(fake_discord, 2)
+    assert title(message).startswith("❌")
+    text = str(message.embeds)
+    assert "No video service offers this model right now" in text and "refunded" in text
+    job = await bot.db.jobs.get(2)
+    assert job is not None and job.error_code == "model_not_offered"
+    rows = await bot.db.quotas.ledger(fake_discord.guild.id)
+    assert sorted(row.kind for row in rows if row.job_id == 2) == ["refund", "reserve"]
+    assert relay.submits_for("a waiting pro") == 0  # nothing was sent, nothing billed

@@ -7,14 +7,21 @@ is charged or refunded exactly once however many code paths race to finish it.
 Both hot transactions (`create` and `finish`) are synchronous functions handed to
 `Database.run_transaction`, so each costs one hop to the database thread, not one per
 statement.
+
+Leases: several processes may share the database, and the one running a job holds a
+lease on its row (`claim`, `take_over`, `renew`, `release`). Writes that carry an `owner`
+change the row only while that owner still holds the lease, so a process paused past
+its lease can't overwrite the state written by the one that took the job over.
 """
 
 from __future__ import annotations
 
+import enum
 import sqlite3
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
@@ -70,6 +77,11 @@ class Job:
     error_detail: str | None = None
     # When the finished result was first shown (its file may still be on its way).
     shown_at: datetime | None = None
+    # The process running the job (see `JobRepo.claim`), until when, and a cancel asked
+    # from another process that the owner has yet to act on ('user' or 'admin').
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
+    cancel_requested: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -83,6 +95,35 @@ class JobSummary:
     id: int
     status: JobStatus
     prompt: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What one claim did: the waiting jobs it leased, and the line as it left it."""
+
+    jobs: list[Job]
+    waiting: list[int]  # queued jobs nobody runs yet, oldest first
+    running: int  # jobs counted against the global cap, the claimed ones included
+
+
+@dataclass(frozen=True, slots=True)
+class Renewed:
+    """What a renewal found: the jobs the owner still holds (with any cancel asked from
+    elsewhere) and how many processes share the database."""
+
+    held: dict[int, str | None]
+    processes: int
+
+
+class _Held(enum.Enum):
+    """`finish(holder=WAITING)`: only while the job waits in line and nobody runs it."""
+
+    WAITING = "WAITING"
+
+
+WAITING: Final = _Held.WAITING
+#: Whose writes `finish` accepts: an owner id, `WAITING`, or None for anyone's.
+Holder = str | _Held | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +182,10 @@ class JobRepo:
         row = await self._db.run(partial(_get_row, job_id=job_id))
         return None if row is None else _job(row)
 
-    async def mark_submitting(self, job_id: int) -> bool:
-        """False if the job is already final (e.g. cancelled meanwhile)."""
-        return await self._update_active(job_id, "status = 'submitting'", ())
+    async def mark_submitting(self, job_id: int, *, owner: str | None = None) -> bool:
+        """False if the job is already final (e.g. cancelled meanwhile), or `owner` no
+        longer holds its lease."""
+        return await self._update_active(job_id, "status = 'submitting'", (), owner)
 
     async def mark_running(
         self,
@@ -152,6 +194,7 @@ class JobRepo:
         *,
         relay_name: str | None = None,
         format: RelayFormat | None = None,
+        owner: str | None = None,
     ) -> bool:
         """Record the relay's id, which relay took the job and in which format (each kept
         if None is passed), and when rendering started."""
@@ -161,10 +204,13 @@ class JobRepo:
             " relay_name = COALESCE(?, relay_name), format = COALESCE(?, format),"
             " started_at = COALESCE(started_at, ?)",
             (relay_id, relay_name, format, to_db(self._db.clock.now())),
+            owner,
         )
 
-    async def set_progress(self, job_id: int, percent: float | None, phase: str | None) -> bool:
-        return await self._update_active(job_id, "progress = ?, phase = ?", (percent, phase))
+    async def set_progress(
+        self, job_id: int, percent: float | None, phase: str | None, *, owner: str | None = None
+    ) -> bool:
+        return await self._update_active(job_id, "progress = ?, phase = ?", (percent, phase), owner)
 
     async def set_message(
         self,
@@ -196,22 +242,36 @@ class JobRepo:
         error_message: str | None = None,
         error_detail: str | None = None,
         refund: bool = False,
+        holder: Holder = None,
     ) -> bool:
         """Make the job final and settle its reservation: `commit`, or `refund` if asked.
 
-        Idempotent: returns False and changes nothing if the job is already final.
+        Idempotent: returns False and changes nothing if the job is already final. With
+        `holder` an owner id, only while that owner holds the job's lease; with `WAITING`,
+        only while the job waits in line and no process runs it.
         """
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final status")
-        stamp = to_db(self._db.clock.now())
+        now = self._db.clock.now()
+        stamp = to_db(now)
+        if holder is WAITING:
+            held_sql = " AND status = 'queued' AND (lease_owner IS NULL OR lease_expires <= ?)"
+            held: tuple[object, ...] = (stamp,)
+        elif holder is not None:
+            held_sql, held = " AND lease_owner = ?", (holder,)
+        else:
+            held_sql, held = "", ()
 
         def finish(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
                 "UPDATE jobs SET status = ?, result_url = ?, error_code = ?, error_message = ?,"
-                " error_detail = ?, finished_at = ?, updated_at = ?"
-                f" WHERE id = ? AND status IN {_ACTIVE_SQL}",
-                (status, result_url, error_code, error_message, error_detail, stamp, stamp, job_id),
-            )
+                " error_detail = ?, finished_at = ?, updated_at = ?, cancel_requested = NULL"
+                f" WHERE id = ? AND status IN {_ACTIVE_SQL}{held_sql}",
+                (
+                    status, result_url, error_code, error_message, error_detail, stamp, stamp,
+                    job_id, *held,
+                ),
+            )  # fmt: skip
             if cursor.rowcount == 0:
                 return False  # already final: settled by whoever finished it first
             _settle_reservation(conn, job_id, refund=refund, stamp=stamp)
@@ -317,12 +377,180 @@ class JobRepo:
     async def _many(self, sql: str, params: tuple[object, ...] = ()) -> list[Job]:
         return [_job(row) for row in await self._db.fetchall(sql, params)]
 
-    async def _update_active(self, job_id: int, sets: str, params: tuple[object, ...]) -> bool:
+    async def _update_active(
+        self, job_id: int, sets: str, params: tuple[object, ...], owner: str | None = None
+    ) -> bool:
+        held = "" if owner is None else " AND lease_owner = ?"
         changed = await self._db.execute(
-            f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ? AND status IN {_ACTIVE_SQL}",
-            (*params, to_db(self._db.clock.now()), job_id),
+            f"UPDATE jobs SET {sets}, updated_at = ? WHERE id = ? AND status IN {_ACTIVE_SQL}"
+            + held,
+            (*params, to_db(self._db.clock.now()), job_id, *(() if owner is None else (owner,))),
         )
         return changed > 0
+
+    # -- leases: which process runs which job ------------------------------------------
+
+    async def claim(
+        self, owner: str, *, lease_seconds: float, max_running: int, max_per_guild: int
+    ) -> Claimed:
+        """Lease waiting jobs to `owner`, oldest first, while the caps allow, in one write
+        transaction (SQLite's `BEGIN IMMEDIATE` makes it the only claimer at that moment).
+
+        The caps count every job at a relay (submitting or running, whoever runs it, a
+        dead process's included until it is taken over) and every waiting job some live
+        process has claimed. A guild at its cap keeps its place while later jobs of other
+        guilds start."""
+        now = self._db.clock.now()
+        now_s, until = to_db(now), to_db(now + timedelta(seconds=lease_seconds))
+
+        def claim(conn: sqlite3.Connection) -> Claimed:
+            busy: Counter[int | None] = Counter()
+            for row in conn.execute(
+                "SELECT guild_id, COUNT(*) FROM jobs"
+                f" WHERE status IN {_ACTIVE_SQL} AND (status != 'queued' OR"
+                " (lease_owner IS NOT NULL AND (lease_owner = ? OR lease_expires > ?)))"
+                " GROUP BY guild_id",
+                (owner, now_s),
+            ):
+                busy[row[0]] = row[1]
+            running = sum(busy.values())
+            take: list[int] = []
+            waiting: list[int] = []
+            for job_id, guild_id in conn.execute(
+                "SELECT id, guild_id FROM jobs WHERE status = 'queued' AND (lease_owner IS NULL"
+                " OR (lease_owner != ? AND lease_expires <= ?)) ORDER BY id",
+                (owner, now_s),
+            ):
+                if running < max_running and (guild_id is None or busy[guild_id] < max_per_guild):
+                    take.append(job_id)
+                    busy[guild_id] += 1
+                    running += 1
+                else:
+                    waiting.append(job_id)
+            if not take:
+                return Claimed([], waiting, running)
+            marks = ", ".join("?" * len(take))
+            rows = conn.execute(
+                f"UPDATE jobs SET lease_owner = ?, lease_expires = ? WHERE id IN ({marks})"
+                " RETURNING *",
+                (owner, until, *take),
+            ).fetchall()
+            return Claimed(sorted(map(_job, rows), key=lambda j: j.id), waiting, running)
+
+        return await self._db.run_transaction(claim)
+
+    async def take_over(self, owner: str, *, lease_seconds: float) -> list[Job]:
+        """Lease to `owner` every job at a relay (submitting or running) whose lease has
+        expired or that no process holds (rows from before leases), oldest first."""
+        now = self._db.clock.now()
+        now_s, until = to_db(now), to_db(now + timedelta(seconds=lease_seconds))
+
+        def take(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "UPDATE jobs SET lease_owner = ?, lease_expires = ?"
+                " WHERE status IN ('submitting', 'running') AND (lease_owner IS NULL"
+                " OR (lease_owner != ? AND lease_expires <= ?)) RETURNING *",
+                (owner, until, owner, now_s),
+            ).fetchall()
+            return sorted(map(_job, rows), key=lambda j: j.id)
+
+        return await self._db.run_transaction(take)
+
+    async def renew(self, owner: str, *, lease_seconds: float, host: str, pid: int) -> Renewed:
+        """Extend every lease `owner` still holds and record that it is alive. A job it
+        ran that is missing from `held` was taken over (or ended)."""
+        now = self._db.clock.now()
+        now_s, until = to_db(now), to_db(now + timedelta(seconds=lease_seconds))
+        alive_since = to_db(now - timedelta(seconds=lease_seconds))
+
+        def renew(conn: sqlite3.Connection) -> Renewed:
+            rows = conn.execute(
+                "UPDATE jobs SET lease_expires = ?"
+                f" WHERE lease_owner = ? AND status IN {_ACTIVE_SQL}"
+                " RETURNING id, cancel_requested",
+                (until, owner),
+            ).fetchall()
+            _seen(conn, owner, host, pid, now_s)
+            live = conn.execute(
+                "SELECT COUNT(*) FROM processes WHERE seen_at > ? OR owner = ?",
+                (alive_since, owner),
+            ).fetchone()[0]
+            return Renewed({row[0]: row[1] for row in rows}, max(int(live), 1))
+
+        return await self._db.run_transaction(renew)
+
+    async def register(
+        self, owner: str, *, host: str, pid: int, is_dead: Callable[[str, int], bool]
+    ) -> int:
+        """Record a starting process, and expire at once the leases of earlier processes
+        on this host that `is_dead(owner, pid)` says are gone (a restart after a crash
+        need not wait the lease out). Returns how many such processes were found."""
+        now = self._db.clock.now()
+        now_s = to_db(now)
+        stale = to_db(now - timedelta(days=1))
+
+        def register(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM processes WHERE seen_at < ?", (stale,))
+            dead = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT owner, pid FROM processes WHERE host = ? AND owner != ?",
+                    (host, owner),
+                )
+                if is_dead(row[0], row[1])
+            ]
+            for gone in dead:
+                conn.execute(
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL"
+                    f" WHERE lease_owner = ? AND status IN {_ACTIVE_SQL}",
+                    (gone,),
+                )
+                conn.execute("DELETE FROM processes WHERE owner = ?", (gone,))
+            conn.execute(
+                "INSERT INTO processes (owner, host, pid, started_at, seen_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (owner) DO NOTHING",
+                (owner, host, pid, now_s, now_s),
+            )
+            return len(dead)
+
+        return await self._db.run_transaction(register)
+
+    async def release(self, owner: str) -> int:
+        """A clean shutdown: `owner` lets go of its jobs, so another process (or this
+        installation's next run) takes them over without waiting; returns how many."""
+
+        def release(conn: sqlite3.Connection) -> int:
+            changed = conn.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL"
+                f" WHERE lease_owner = ? AND status IN {_ACTIVE_SQL}",
+                (owner,),
+            ).rowcount
+            conn.execute("DELETE FROM processes WHERE owner = ?", (owner,))
+            return int(changed)
+
+        return await self._db.run_transaction(release)
+
+    async def request_cancel(self, job_id: int, reason: str) -> bool:
+        """Ask the process running the job to cancel it (`reason`: 'user' or 'admin'); an
+        admin's ask replaces a member's. False if the job is already final."""
+        return (
+            await self._db.execute(
+                "UPDATE jobs SET cancel_requested = CASE WHEN cancel_requested = 'admin'"
+                " THEN 'admin' ELSE ? END"
+                f" WHERE id = ? AND status IN {_ACTIVE_SQL}",
+                (reason, job_id),
+            )
+            > 0
+        )
+
+    async def cancel_requests(self, owner: str) -> dict[int, str]:
+        """Cancels asked from elsewhere for jobs `owner` holds: job id -> reason."""
+        rows = await self._db.fetchall(
+            "SELECT id, cancel_requested FROM jobs WHERE lease_owner = ?"
+            f" AND status IN {_ACTIVE_SQL} AND cancel_requested IS NOT NULL",
+            (owner,),
+        )
+        return {row[0]: row[1] for row in rows}
 
 
 # -- synchronous: run on the database thread through Database.run(_transaction) --------
@@ -359,6 +587,14 @@ def _settle_reservation(conn: sqlite3.Connection, job_id: int, *, refund: bool, 
         ref_id=reserve["id"], kind="refund" if refund else "commit", units=reserve["units"],
         day=reserve["day"], month=reserve["month"], actor=None, stamp=stamp,
     )  # fmt: skip
+
+
+def _seen(conn: sqlite3.Connection, owner: str, host: str, pid: int, stamp: str) -> None:
+    conn.execute(
+        "INSERT INTO processes (owner, host, pid, started_at, seen_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at",
+        (owner, host, pid, stamp, stamp),
+    )
 
 
 def _get_row(conn: sqlite3.Connection, job_id: int) -> sqlite3.Row | None:
@@ -407,4 +643,7 @@ def _job(row: sqlite3.Row) -> Job:
         delivered_at=from_db_opt(row["delivered_at"]),
         error_detail=row["error_detail"],
         shown_at=from_db_opt(row["shown_at"]),
+        lease_owner=row["lease_owner"],
+        lease_expires=from_db_opt(row["lease_expires"]),
+        cancel_requested=row["cancel_requested"],
     )

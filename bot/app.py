@@ -135,6 +135,8 @@ class VideoBot(commands.AutoShardedBot):
             max_running=s.max_concurrent_jobs,
             max_per_guild=s.max_concurrent_jobs_per_guild,
             deadline_minutes=s.job_deadline_minutes,
+            host=s.process_name or None,
+            lease_seconds=s.job_lease_seconds,
         )
         self.live = LiveMessages(
             self,
@@ -148,6 +150,9 @@ class VideoBot(commands.AutoShardedBot):
             download_dir=s.database_path.parent / "downloads",
         )
         self.engine.add_listener(self.live.on_update)
+        # Budgets of the relay keys and of the bot token are shared by every process.
+        self.engine.add_share_listener(self.relay.set_share)
+        self.engine.add_share_listener(self.live.set_share)
         self.notices = OperatorNotices(self, channel_id=s.operator_channel_id)
         if s.public_base_url:  # callbacks arrive at the notice listener
             s.require("relay_webhook_port", "relay_webhook_secret")

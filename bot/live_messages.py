@@ -91,9 +91,16 @@ class EditSlots:
     """
 
     def __init__(self, rate: float, clock: Clock) -> None:
+        self.rate = rate
         self.step = 1.0 / rate if rate > 0 else 0.0
         self.clock = clock
         self._taken: set[int] = set()
+
+    def set_share(self, processes: int) -> None:
+        """Several processes edit with the same bot token: keep `1 / processes` of the rate
+        (slots booked at the old spacing are forgotten; each edit books again)."""
+        self.step = max(1, processes) / self.rate if self.rate > 0 else 0.0
+        self._taken.clear()
 
     def book(self, due: float) -> float:
         """Book a slot for an edit due at `due` (clock.monotonic()); return its time."""
@@ -153,6 +160,15 @@ class LiveMessages:
         self._unattachable: set[int] = set()  # jobs whose command failed to post a message
         # Discord's edit bucket is 5 per 5 s per channel; stay well inside it.
         self._channel_pace: dict[int, Pacer] = {}
+        self._share = 1  # bot processes sharing the token (see `set_share`)
+
+    def set_share(self, processes: int) -> None:
+        """Without a shared REST proxy, each of `processes` bot processes keeps its share
+        of the edit budgets, so that together they stay within Discord's limits."""
+        self._share = max(1, processes)
+        self._slots.set_share(self._share)
+        for pace in self._channel_pace.values():
+            pace.interval = self._share / CHANNEL_EDITS_PER_SECOND
 
     # -- engine side ----------------------------------------------------------------
 
@@ -441,7 +457,7 @@ class LiveMessages:
                 job.message_id
             )
             pace = self._channel_pace.setdefault(
-                job.channel_id, Pacer(CHANNEL_EDITS_PER_SECOND, self.clock)
+                job.channel_id, Pacer(CHANNEL_EDITS_PER_SECOND / self._share, self.clock)
             )
             await pace.wait()
             try:

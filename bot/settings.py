@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default=8, ge=1)
     max_concurrent_jobs_per_guild: int = Field(default=3, ge=1)
     job_deadline_minutes: float = Field(default=20.0, gt=0)
+    job_lease_seconds: float = Field(default=30.0, ge=3)
+    process_name: str = ""
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_download_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     image_retention_days: float = Field(default=30.0, gt=0)

@@ -5,6 +5,17 @@ back, so a restart loses nothing: task- and official-format jobs that the relay 
 accepted resume polling; queued jobs run; a chat stream cut by the restart cannot be
 resumed, so that job ends as interrupted and its units are refunded.
 
+Several processes may share one database. Each engine has an owner id and runs only the
+jobs whose lease it holds (`JobRepo.claim`): waiting jobs are claimed in queue order under
+the caps, counted over every process; leases are renewed every third of
+`lease_seconds` and released when a job ends or the engine stops. A process that dies
+stops renewing: once its leases expire, another engine takes its jobs over under the
+same rules as a restart (an accepted job resumes polling and is never submitted again; a
+job cut mid-submit or mid-stream is interrupted and refunded). An engine that finds a
+lease it held taken over (it was paused too long) stops acting on that job, and its
+writes, conditioned on the lease, change nothing. A cancel asked in a process that
+doesn't run the job is written to the row; the owner acts on it within `POLL_SECONDS`.
+
 The engine knows nothing about Discord. It tells listeners about each change
 (`JobUpdate`) and the Discord layer renders them.
 """
@@ -14,6 +25,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -36,7 +50,7 @@ from bot.relay.models import (
 )
 from bot.store.images import ImagesGoneError
 from bot.store.interface import Store
-from bot.store.jobs import Job, NewJob
+from bot.store.jobs import WAITING, Claimed, Holder, Job, NewJob
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +107,54 @@ class JobError(Exception):
 
 
 CancelReason = Literal["user", "admin"]
+#: Why an engine stops a job's task: a cancel, or a lease another process took over.
+StopReason = Literal["user", "admin", "lost"]
 #: How long a relay's render history is trusted before it is read again.
 HISTORY_TTL = 300.0
 # A cancelled job's `error_detail`: whether its units came back.
 CANCEL_REFUNDED = "refunded"
 CANCEL_CHARGED = "charged"
 WATCHDOG_GRACE = 120.0
+#: Real seconds between two looks for cancels asked elsewhere and for waiting jobs.
+POLL_SECONDS = 1.0
+#: Owner ids of the engines running in this interpreter: alive whatever their pid says.
+_LIVE_OWNERS: set[str] = set()
+
+
+def new_owner_id(host: str | None = None) -> str:
+    """A process's lease owner id: host, pid and a random part, unique to this run."""
+    return f"{host or socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _is_dead(owner: str, pid: int) -> bool:
+    """Whether an earlier engine recorded on this host is gone (see `JobRepo.register`).
+
+    An engine of this interpreter is alive. Any other with our own pid is a previous run
+    (a container restarted keeps pid 1); otherwise the pid says."""
+    if owner in _LIVE_OWNERS:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # someone else's process: alive
+        return False
+    return False
 
 
 class _AlreadyFinal(Exception):
     """The job became final (cancelled) before it was submitted."""
+
+
+def _reason(text: str) -> CancelReason:
+    """A cancel reason read back from the database."""
+    return "admin" if text == "admin" else "user"
+
+
+class _LeaseLost(Exception):
+    """Another process took the job over: this engine must leave it alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +220,10 @@ class JobEngine:
         max_running: int = 8,
         max_per_guild: int = 3,
         deadline_minutes: float = 20.0,
+        owner: str | None = None,
+        host: str | None = None,
+        lease_seconds: float = 30.0,
+        autotick: bool = True,
     ) -> None:
         self.db = db
         self.relay = relay
@@ -179,9 +235,18 @@ class JobEngine:
         self.clock = clock or SystemClock()
         self.deadline_minutes = deadline_minutes
         self.queue = JobQueue(max_running, max_per_guild)
+        self.host = host or socket.gethostname()
+        self.owner = owner or new_owner_id(self.host)
+        self.lease_seconds = lease_seconds
+        self.autotick = autotick
+        #: Live processes sharing the database, as of the last renewal.
+        self.processes = 1
+        self._share_listeners: list[Callable[[int], None]] = []
+        self._shared_once = False
+        self._ticker: asyncio.Task[None] | None = None
         self._listeners: list[JobListener] = []
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._cancel_reasons: dict[int, CancelReason] = {}
+        self._cancel_reasons: dict[int, StopReason] = {}
         # Jobs whose video the relay has reported finished: their delivery runs to the end.
         self._finishing: set[int] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -199,31 +264,118 @@ class JobEngine:
     def remove_listener(self, listener: JobListener) -> None:
         self._listeners.remove(listener)
 
-    async def start(self) -> None:
-        """Pick up every job a previous process left unfinished."""
-        self._stopping = False
-        for job in await self.db.jobs.unfinished():
-            if job.status == "queued":
-                self.queue.push(job.id, job.guild_id)
-            elif job.relay_id and job.format != "chat":
-                log.info("job %s: resuming %s polling of %s", job.id, job.format, job.relay_id)
-                self.queue.mark_running(job.id, job.guild_id)
-                self._spawn(job)
-            else:
-                # A chat stream can't be re-attached, and a submit cut before the relay's
-                # answer may or may not have been accepted: either way nothing will deliver.
-                log.warning("job %s: cut by a restart while %s; refunding", job.id, job.status)
-                await self._finish(job.id, "interrupted", error_code="interrupted", refund=True)
-        await self._pump()
+    def add_share_listener(self, listener: Callable[[int], None]) -> None:
+        """`listener(n)` whenever the number of live processes sharing the database
+        changes (and once at start): budgets meant for the whole bot divide by it."""
+        self._share_listeners.append(listener)
 
-    async def stop(self) -> None:
-        """Stop working without touching the jobs' rows, so the next start resumes them."""
+    async def start(self) -> None:
+        """Take over every job no live process holds (a previous run's included) and
+        start the waiting ones that fit."""
+        self._stopping = False
+        _LIVE_OWNERS.add(self.owner)
+        dead = await self.db.jobs.register(
+            self.owner, host=self.host, pid=os.getpid(), is_dead=_is_dead
+        )
+        if dead:
+            log.info("%d earlier run(s) on this host are gone: taking their jobs now", dead)
+        await self._renew()
+        await self._take_over()
+        await self._pump()
+        if self.autotick:
+            self._ticker = asyncio.create_task(self._tick_forever(), name="job-leases")
+
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop working without touching the jobs' state, so the next start (here or in
+        another process) resumes them. `release` expires this engine's leases at once,
+        as a clean shutdown does; without it the jobs wait for their leases to run out,
+        as after a crash."""
         self._stopping = True
+        _LIVE_OWNERS.discard(self.owner)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        if release:
+            try:
+                await self.db.jobs.release(self.owner)
+            except Exception:
+                log.exception("could not release the job leases of %s", self.owner)
+
+    # -- leases -----------------------------------------------------------------------
+
+    async def tick(self, *, renew: bool = True) -> None:
+        """One round of lease work: act on cancels asked elsewhere, renew the leases (and
+        drop jobs another process took over), take over jobs whose lease expired, and
+        claim waiting jobs. The engine runs it by itself (`autotick`); tests call it."""
+        for job_id, reason in (await self.db.jobs.cancel_requests(self.owner)).items():
+            if job_id not in self._cancel_reasons and job_id not in self._finishing:
+                self._in_background(self._act_on_cancel(job_id, _reason(reason)))
+        if renew:
+            await self._renew()
+            await self._take_over()
+        await self._pump()
+
+    async def _tick_forever(self) -> None:
+        # Real time, not self.clock: a test's FakeClock would make this a busy loop.
+        # Leases are stamped on self.clock; renewing every third of a lease leaves room.
+        every = max(1, round(self.lease_seconds / 3 / POLL_SECONDS))
+        count = 0
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            count += 1
+            try:
+                await self.tick(renew=count % every == 0)
+            except Exception:
+                log.exception("job leases: one round failed")
+
+    async def _renew(self) -> None:
+        renewed = await self.db.jobs.renew(
+            self.owner, lease_seconds=self.lease_seconds, host=self.host, pid=os.getpid()
+        )
+        for job_id, task in list(self._tasks.items()):
+            if job_id in renewed.held or task.done():
+                continue
+            job = await self.db.jobs.get(job_id)
+            if job is None or job.is_final or job.lease_owner == self.owner:
+                continue  # ended meanwhile, or its task is finishing it
+            log.warning("job %s: taken over by %s; leaving it", job_id, job.lease_owner)
+            self._cancel_reasons[job_id] = "lost"
+            task.cancel()
+        if renewed.processes != self.processes or not self._shared_once:
+            self._shared_once = True
+            self.processes = renewed.processes
+            for listener in self._share_listeners:
+                try:
+                    listener(renewed.processes)
+                except Exception:
+                    log.exception("a budget share listener failed")
+
+    async def _take_over(self) -> None:
+        """Run the jobs at a relay that no live process holds."""
+        for job in await self.db.jobs.take_over(self.owner, lease_seconds=self.lease_seconds):
+            if job.id in self._tasks:
+                continue
+            if job.relay_id and job.format != "chat":
+                log.info("job %s: resuming %s polling of %s", job.id, job.format, job.relay_id)
+                self._spawn(job)
+                if job.cancel_requested:
+                    self._in_background(self._act_on_cancel(job.id, _reason(job.cancel_requested)))
+            else:
+                # A chat stream can't be re-attached, and a submit cut before the relay's
+                # answer may or may not have been accepted: either way nothing will deliver.
+                log.warning("job %s: cut while %s; refunding", job.id, job.status)
+                await self._finish(job.id, "interrupted", error_code="interrupted", refund=True)
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def wait_idle(self) -> None:
         """Wait until no job is running or waiting (for tests and graceful shutdown)."""
@@ -250,10 +402,11 @@ class JobEngine:
         log.info(
             "job %s: queued (guild %s, user %s, %s units)", job.id, job.guild_id, job.user_id, cost
         )
-        self.queue.push(job.id, job.guild_id)
         self._idle.clear()
-        await self._emit(JobUpdate("queued", job, self.queue.position(job.id)))
-        await self._pump()
+        claimed = await self._claim()
+        # Its place as it joined the line, even when this claim starts it at once.
+        await self._emit(JobUpdate("queued", job, self.queue.ahead_of(job.id) + 1))
+        await self._start(claimed)
         return job
 
     async def find(self, job_id: int, *, guild_id: int) -> Job:
@@ -315,10 +468,25 @@ class JobEngine:
         if job.is_final or job_id in self._finishing:
             raise JobError("already_finished", job_id)
         reason: CancelReason = "user" if job.user_id == user_id else "admin"
-        if self.queue.remove(job_id):
-            await self._cancelled(job_id, refund=True)
-            await self._pump()
-        elif (task := self._tasks.get(job_id)) is not None:
+        if job_id not in self._tasks and job.lease_owner != self.owner:
+            # Waiting in line, whichever process it was asked in: nothing reached a relay.
+            if await self._cancelled(job_id, refund=True, holder=WAITING):
+                self.queue.forget(job_id)
+                await self._pump()
+                return await self._get(job_id)
+            job = await self._get(job_id)
+            if job.is_final:
+                return job
+            if job.lease_owner != self.owner:
+                return await self._cancel_elsewhere(job, reason)
+        await self._act_on_cancel(job_id, reason)
+        return await self._get(job_id)
+
+    async def _act_on_cancel(self, job_id: int, reason: CancelReason) -> None:
+        """Cancel a job this engine holds, asked here or in another process."""
+        if job_id in self._finishing:
+            return  # the video is made: it is delivered, and the asker is told so
+        if (task := self._tasks.get(job_id)) is not None:
             if not task.cancelling():
                 # Once: a second cancel (a double click) would interrupt the first one's
                 # bookkeeping, and the fallback below would then refund a billed job.
@@ -327,11 +495,24 @@ class JobEngine:
             # `wait`, not `gather`: if this caller is cancelled, the job's task is not.
             await asyncio.wait({task})
         job = await self._get(job_id)
-        if not job.is_final:
-            # Caught between leaving the line and its task starting: nothing reached the
-            # relay yet, and the task will see the row is final and not submit.
-            await self._cancelled(job_id, refund=True)
-            job = await self._get(job_id)
+        if not job.is_final and job.lease_owner == self.owner:
+            # Caught between its claim and its task starting: nothing reached the relay
+            # yet (unless it was taken over with a relay id), and the task will see the
+            # row is final and not submit.
+            await self._cancelled(job_id, refund=reason == "admin" or not job.relay_id)
+
+    async def _cancel_elsewhere(self, job: Job, reason: CancelReason) -> Job:
+        """Another process runs the job: ask it through the row, and wait until it acted
+        (or, if it died, until the process that takes the job over acts)."""
+        await self.db.jobs.request_cancel(job.id, reason)
+        log.info("job %s: cancel by %s asked of %s", job.id, reason, job.lease_owner)
+        try:
+            async with asyncio.timeout(2 * self.lease_seconds + 10 * POLL_SECONDS):
+                while not job.is_final:
+                    await asyncio.sleep(POLL_SECONDS / 10)  # real time, like the ticks
+                    job = await self._get(job.id)
+        except TimeoutError:
+            raise JobError("cancel_pending", job.id) from None
         return job
 
     def queue_position(self, job_id: int) -> int | None:
@@ -349,15 +530,33 @@ class JobEngine:
             log.exception("could not start waiting jobs")
 
     async def _start_ready(self) -> None:
-        started: list[Job] = []
-        while (slot := self.queue.pop_ready()) is not None:
-            job = await self.db.jobs.get(slot.job_id)
-            if job is None or job.is_final:
-                self.queue.done(slot.job_id)
-                continue
-            started.append(job)
+        await self._start(await self._claim())
+
+    async def _claim(self) -> Claimed | None:
+        """Lease the waiting jobs that fit under the caps, across every process."""
+        if self._stopping:
+            return None
+        try:
+            claimed = await self.db.jobs.claim(
+                self.owner,
+                lease_seconds=self.lease_seconds,
+                max_running=self.queue.max_running,
+                max_per_guild=self.queue.max_per_guild,
+            )
+        except Exception:
+            log.exception("could not claim waiting jobs")
+            return None
+        self.queue.update(claimed.waiting, claimed.running)
+        return claimed
+
+    async def _start(self, claimed: Claimed | None) -> None:
+        if claimed is None:
+            return
+        for job in claimed.jobs:
             self._spawn(job)
-        if started:
+            if job.cancel_requested:
+                self._in_background(self._act_on_cancel(job.id, _reason(job.cancel_requested)))
+        if claimed.jobs:
             await self._announce_positions()
         if not self._tasks and not len(self.queue):
             self._idle.set()
@@ -373,11 +572,8 @@ class JobEngine:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("job %s: its task died", job_id, exc_info=error)
         self._tasks.pop(job_id, None)
-        self.queue.done(job_id)
         if not self._stopping:
-            pump = asyncio.create_task(self._pump())
-            self._background.add(pump)
-            pump.add_done_callback(self._background.discard)
+            self._in_background(self._pump())
 
     async def _run(self, job: Job) -> None:
         try:
@@ -410,6 +606,9 @@ class JobEngine:
                             await self._handle(job.id, event)
             except _AlreadyFinal:
                 return
+            except _LeaseLost:
+                log.warning("job %s: another process holds it now; leaving it", job.id)
+                return
             except ImagesGoneError:  # removed while it waited: nothing reached the relay
                 log.warning("job %s: its reference images are no longer kept", job.id)
                 await self._finish(job.id, "failed", error_code="images_gone", refund=True)
@@ -425,6 +624,8 @@ class JobEngine:
                     )
             except asyncio.CancelledError:
                 reason = self._cancel_reasons.pop(job.id, None)
+                if reason == "lost":  # taken over: the new owner finishes (and delivers) it
+                    return
                 if done is not None:
                     await self._deliver(job.id, done)
                     if reason is None:
@@ -496,7 +697,8 @@ class JobEngine:
                 expected=await self.typical_seconds(job.relay_name, job.request),
                 elapsed=elapsed,
             )
-        if not await self.db.jobs.mark_submitting(job.id):
+        if not await self.db.jobs.mark_submitting(job.id, owner=self.owner):
+            await self._check_held(job.id)
             raise _AlreadyFinal  # cancelled while it was being started
         # The image bytes are read only now, for the relay; the job row names them by ref.
         request = await self.db.images.load(job.request)
@@ -531,23 +733,36 @@ class JobEngine:
     async def _handle(self, job_id: int, event: Event) -> None:
         match event:
             case Submitted(relay_id=relay_id, relay=relay_name, format=fmt):
-                await self.db.jobs.mark_running(job_id, relay_id, relay_name=relay_name, format=fmt)
+                if not await self.db.jobs.mark_running(
+                    job_id, relay_id, relay_name=relay_name, format=fmt, owner=self.owner
+                ):
+                    await self._check_held(job_id)
                 await self._emit(JobUpdate("progress", await self._get(job_id)))
             case Progress(percent=percent, phase=phase):
-                await self.db.jobs.set_progress(job_id, percent, phase)
+                if not await self.db.jobs.set_progress(job_id, percent, phase, owner=self.owner):
+                    await self._check_held(job_id)
                 await self._emit(JobUpdate("progress", await self._get(job_id)))
             case Finished(result=result):
                 await self._deliver(job_id, result)
 
-    async def _cancelled(self, job_id: int, *, refund: bool) -> None:
+    async def _check_held(self, job_id: int) -> None:
+        """A write conditioned on the lease changed nothing: raise `_LeaseLost` if another
+        process holds (or held and ended) the job now; a row this engine made final is
+        left to the caller, as before leases."""
+        job = await self._get(job_id)
+        if job.lease_owner != self.owner:
+            raise _LeaseLost
+
+    async def _cancelled(self, job_id: int, *, refund: bool, holder: Holder = None) -> bool:
         """End a job as cancelled; its row says whether the units came back, so the job's
         message can tell the member."""
-        await self._finish(
+        return await self._finish(
             job_id,
             "cancelled",
             error_code="cancelled",
             error_detail=CANCEL_REFUNDED if refund else CANCEL_CHARGED,
             refund=refund,
+            holder=holder,
         )
 
     async def _finish(
@@ -560,7 +775,10 @@ class JobEngine:
         error_message: str | None = None,
         error_detail: str | None = None,
         refund: bool = False,
-    ) -> None:
+        holder: Holder = None,
+    ) -> bool:
+        """Make the job final, only while this engine holds its lease (or, with `WAITING`,
+        while it waits unclaimed); True if this call settled it."""
         settled = await self.db.jobs.finish(
             job_id,
             status,  # type: ignore[arg-type]
@@ -569,10 +787,12 @@ class JobEngine:
             error_message=error_message,
             error_detail=error_detail,
             refund=refund,
+            holder=holder or self.owner,
         )
         if settled:
             log.info("job %s: %s%s", job_id, status, " (refunded)" if refund else "")
             await self._emit(JobUpdate("finished", await self._get(job_id)))
+        return settled
 
     async def _announce_positions(self, limit: int = 20) -> None:
         """Tell the first few waiting jobs their new place in line."""

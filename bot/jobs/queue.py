@@ -1,76 +1,47 @@
-"""Who runs next: a FIFO with a global cap and a per-guild cap on jobs at the relay.
+"""The line as the database last showed it: the caps, the waiting jobs, the running count.
 
-A busy server must not starve the others, so a waiting job whose guild is at its cap is
-skipped (it keeps its place) while later jobs from other guilds start.
+Which job runs next is decided by `JobRepo.claim`, in the database, so the order and the
+caps hold across every process sharing it: a FIFO with a global cap and a per-guild cap
+on jobs at the relay, where a waiting job whose guild is at its cap keeps its place while
+later jobs from other guilds start. This object keeps the caps the engine claims under
+and the picture the last claim left, for `/queue` and for each job's place in line.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    job_id: int
-    guild_id: int | None
+from collections.abc import Sequence
 
 
 class JobQueue:
     def __init__(self, max_running: int, max_per_guild: int) -> None:
         self.max_running = max_running
         self.max_per_guild = max_per_guild
-        self._waiting: list[Slot] = []
-        self._running: dict[int, Slot] = {}
-        self._per_guild: Counter[int | None] = Counter()
+        self._waiting: list[int] = []
+        self.running = 0  # jobs at a relay or claimed, across every process
 
     def __len__(self) -> int:
         return len(self._waiting)
 
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
-    def push(self, job_id: int, guild_id: int | None) -> None:
-        self._waiting.append(Slot(job_id, guild_id))
-
-    def remove(self, job_id: int) -> bool:
-        for index, slot in enumerate(self._waiting):
-            if slot.job_id == job_id:
-                del self._waiting[index]
-                return True
-        return False
+    def update(self, waiting: Sequence[int], running: int) -> None:
+        """What the last claim saw: the waiting jobs, oldest first, and the running count."""
+        self._waiting = list(waiting)
+        self.running = running
 
     def position(self, job_id: int) -> int | None:
         """1-based place among waiting jobs, or None when the job isn't waiting."""
-        for index, slot in enumerate(self._waiting, 1):
-            if slot.job_id == job_id:
-                return index
-        return None
+        try:
+            return self._waiting.index(job_id) + 1
+        except ValueError:
+            return None
+
+    def ahead_of(self, job_id: int) -> int:
+        """How many waiting jobs are older than `job_id`."""
+        return sum(1 for waiting in self._waiting if waiting < job_id)
 
     def waiting(self) -> list[int]:
-        return [slot.job_id for slot in self._waiting]
+        return list(self._waiting)
 
-    def mark_running(self, job_id: int, guild_id: int | None) -> None:
-        """Count a job that is already at the relay (a resumed one) without queueing it."""
-        slot = Slot(job_id, guild_id)
-        self._running[job_id] = slot
-        self._per_guild[guild_id] += 1
-
-    def pop_ready(self) -> Slot | None:
-        """Take the oldest waiting job that fits under both caps, and count it as running."""
-        if len(self._running) >= self.max_running:
-            return None
-        for index, slot in enumerate(self._waiting):
-            if slot.guild_id is None or self._per_guild[slot.guild_id] < self.max_per_guild:
-                del self._waiting[index]
-                self.mark_running(slot.job_id, slot.guild_id)
-                return slot
-        return None
-
-    def done(self, job_id: int) -> None:
-        slot = self._running.pop(job_id, None)
-        if slot is not None:
-            self._per_guild[slot.guild_id] -= 1
-            if self._per_guild[slot.guild_id] <= 0:
-                del self._per_guild[slot.guild_id]
+    def forget(self, job_id: int) -> None:
+        """The job left the line (cancelled) before the next claim shows it."""
+        if job_id in self._waiting:
+            self._waiting.remove(job_id)

@@ -21,6 +21,9 @@ download from the relay, model list) takes a slot here before it is sent.
   returns. Without a configured budget the shrink starts from what was used in the last
   window. A `Retry-After` stops all requests until it has passed.
 - **Cancelling a waiter costs nothing**: it leaves the queue and nothing was sent.
+- **Several processes share the key.** Each keeps `1 / share` of the configured budget
+  (at least one request a minute), `share` being the live processes on the database
+  (`JobEngine.processes`), so together they stay within it.
 
 Time is the relay client's `Clock`, so tests observe minutes without waiting for them.
 """
@@ -128,6 +131,7 @@ class RequestBudget:
         if per_minute is not None and per_minute < 1:
             raise ValueError("a request budget needs at least one request a minute")
         self.per_minute = per_minute
+        self.share = 1  # processes sharing the relay key; this one keeps 1/share
         self.clock = clock
         self.window = window
         self.margin = margin
@@ -156,9 +160,15 @@ class RequestBudget:
         """Requests allowed in the current window (None: no limit)."""
         if self._shrunk is not None and self.clock.monotonic() >= self._shrunk_until:
             self._shrunk = None
+        mine = None if self.per_minute is None else max(1, self.per_minute // self.share)
         if self._shrunk is None:
-            return self.per_minute
-        return self._shrunk if self.per_minute is None else min(self.per_minute, self._shrunk)
+            return mine
+        return self._shrunk if mine is None else min(mine, self._shrunk)
+
+    def set_share(self, processes: int) -> None:
+        """`processes` processes send to this relay with the same key: keep our part."""
+        self.share = max(1, processes)
+        self._wake()
 
     def used(self) -> int:
         """Requests in flight plus those answered within the window.

@@ -265,6 +265,12 @@ class RelayPool:
                 member.client.hook = Hook(url, member.name, pool.callbacks)
         return pool
 
+    def set_share(self, processes: int) -> None:
+        """Several bot processes use the same relay keys: each keeps its share of every
+        relay's request budget (`RequestBudget.set_share`)."""
+        for member in self.members:
+            member.client.budget.set_share(processes)
+
     @property
     def primary(self) -> RelayClient:
         return self.members[0].client

@@ -215,6 +215,7 @@ EN: Final[dict[str, str]] = {
     "job.other_server": "Job #{id} belongs to another server; use it there.",
     "job.cancel_not_yours": "You can't cancel someone else's job.",
     "job.already_finished": "Job #{id} has already finished.",
+    "job.cancel_pending": "Job #{id}: cancel asked; it stops as soon as the bot reaches it.",
     "job.remix_not_finished": "Job #{id} hasn't finished yet; remix it once it's done.",
     "job.remix_private": "Job #{id} is private and can't be remixed.",
     "job.images_gone": "Job #{id}'s reference images are no longer kept; "
@@ -440,6 +441,7 @@ ZH: Final[dict[str, str]] = {
     "job.other_server": "任务 #{id} 属于另一个服务器;请在那里使用。",
     "job.cancel_not_yours": "你不能取消别人的任务。",
     "job.already_finished": "任务 #{id} 已经结束了。",
+    "job.cancel_pending": "任务 #{id}:已请求取消,机器人一联系上它就会停止。",
     "job.remix_not_finished": "任务 #{id} 还没完成;完成后再混剪。",
     "job.remix_private": "任务 #{id} 是私密的,不能混剪。",
     "job.images_gone": "任务 #{id} 的参考图片已不再保存;请用 /video 重新附加图片后再生成。",

@@ -211,9 +211,11 @@ async def test_a_cancel_between_leaving_the_line_and_starting_is_honoured(
     job = await engine.submit(new_job("a race"))
     assert engine.queue_position(job.id) == 1
 
-    engine.queue.max_running = 2  # a slot frees, and the pump takes the job from the line…
-    slot = engine.queue.pop_ready()
-    assert slot is not None and slot.job_id == job.id
+    # A slot frees, and the pump claims the job from the line…
+    claimed = await engine.db.jobs.claim(
+        engine.owner, lease_seconds=30, max_running=2, max_per_guild=3
+    )
+    assert [j.id for j in claimed.jobs] == [job.id]
     cancelled = await engine.cancel(job.id, guild_id=1, user_id=10)  # …while the cancel lands
     assert cancelled.status == "cancelled"
     engine._spawn(job)  # what the pump was about to do with the row it had read

@@ -68,6 +68,15 @@ async def shown_with_file_pending(fake: FakeDiscord, job_id: int) -> RecordedMes
     return message
 
 
+async def recorded_shown(bot: Any, job_id: int) -> Any:
+    """The job's row once it records the showing; the bot writes it after Discord's answer
+    to the edit, so the fake may have the message a moment before the row says so."""
+    async with asyncio.timeout(5):
+        while (job := await bot.db.jobs.get(job_id)) is None or job.shown_at is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    return job
+
+
 def first_request(fake: FakeDiscord, probe: Any) -> int:
     return next(i for i, r in enumerate(fake.requests) if probe(r))
 
@@ -88,7 +97,7 @@ async def test_the_link_and_buttons_show_before_the_video_is_downloaded(
 
     shown = await shown_with_file_pending(fake_discord, 1)
     assert shown is inter.original and not shown.attachments
-    job = await bot.db.jobs.get(1)
+    job = await recorded_shown(bot, 1)  # written once Discord has answered the edit
     assert job is not None and job.result_url and job.shown_at and job.delivered_at is None
     assert link_buttons(shown) == [job.result_url]  # Open video
     assert {"job:rerun:1", "job:remix:1", "job:details:1"} <= set(shown.custom_ids())

@@ -12,7 +12,7 @@ the PostgreSQL ones. The store tests run the same assertions against both.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -22,7 +22,7 @@ from bot.relay.models import RelayFormat, VideoRequest
 from bot.store._util import Unset
 from bot.store.characters import CharacterAlias
 from bot.store.guilds import GuildSettings
-from bot.store.jobs import Job, JobStatus, JobSummary, NewJob
+from bot.store.jobs import Claimed, Holder, Job, JobStatus, JobSummary, NewJob, Renewed
 from bot.store.preferences import Defaults, Preferences
 from bot.store.quotas import GuildLimits, LedgerEntry, QuotaDrift, QuotaStatus, RoleRule
 
@@ -32,7 +32,7 @@ class JobStore(Protocol):
         self, new: NewJob, *, cost: int, roles: Sequence[int] = (), is_admin: bool = False
     ) -> Job: ...
     async def get(self, job_id: int) -> Job | None: ...
-    async def mark_submitting(self, job_id: int) -> bool: ...
+    async def mark_submitting(self, job_id: int, *, owner: str | None = None) -> bool: ...
     async def mark_running(
         self,
         job_id: int,
@@ -40,8 +40,11 @@ class JobStore(Protocol):
         *,
         relay_name: str | None = None,
         format: RelayFormat | None = None,
+        owner: str | None = None,
     ) -> bool: ...
-    async def set_progress(self, job_id: int, percent: float | None, phase: str | None) -> bool: ...
+    async def set_progress(
+        self, job_id: int, percent: float | None, phase: str | None, *, owner: str | None = None
+    ) -> bool: ...
     async def set_message(
         self,
         job_id: int,
@@ -60,6 +63,7 @@ class JobStore(Protocol):
         error_message: str | None = None,
         error_detail: str | None = None,
         refund: bool = False,
+        holder: Holder = None,
     ) -> bool: ...
     async def unfinished(self) -> list[Job]: ...
     async def undelivered(self) -> list[Job]: ...
@@ -76,6 +80,18 @@ class JobStore(Protocol):
     async def render_seconds(
         self, relay_name: str, *, model: str, duration: int, hd: bool, limit: int = 20
     ) -> list[float]: ...
+    # Leases: which process runs which job (see `bot.store.jobs`).
+    async def claim(
+        self, owner: str, *, lease_seconds: float, max_running: int, max_per_guild: int
+    ) -> Claimed: ...
+    async def take_over(self, owner: str, *, lease_seconds: float) -> builtins.list[Job]: ...
+    async def renew(self, owner: str, *, lease_seconds: float, host: str, pid: int) -> Renewed: ...
+    async def register(
+        self, owner: str, *, host: str, pid: int, is_dead: Callable[[str, int], bool]
+    ) -> int: ...
+    async def release(self, owner: str) -> int: ...
+    async def request_cancel(self, job_id: int, reason: str) -> bool: ...
+    async def cancel_requests(self, owner: str) -> dict[int, str]: ...
 
 
 class QuotaStore(Protocol):

@@ -1,23 +1,58 @@
 """Several processes on one database: two engines in this test process, each with its own
-connection and lease owner id, stand in for two bot processes. Lease expiry runs on the
-FakeClock, and the engines' lease rounds are driven by hand (`autotick=False`)."""
+connection and lease owner id, stand in for two bot processes, on SQLite and on
+PostgreSQL. Lease expiry runs on the FakeClock, and the engines' lease rounds are driven
+by hand (`autotick=False`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from bot.clock import FakeClock
 from bot.fakes.relay import FakeRelay
 from bot.jobs.engine import CANCEL_CHARGED, CANCEL_REFUNDED, JobEngine, Requester
 from bot.live_messages import EditSlots
 from bot.relay.budget import RequestBudget
+from bot.relay.client import RelayClient
+from bot.relay.models import RelayFormat
+from bot.relay.pool import RelayPool
+from bot.store.database import Database
+from bot.store.postgres import PgDatabase
 
-from .conftest import Recorder, new_job
+from .conftest import KEY, Recorder, new_job
 
 LEASE = 30.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def open_engine(request: pytest.FixtureRequest, relay: FakeRelay, clock: FakeClock, db_path):
+    """`tests/jobs/conftest.py`'s engines, on each backend: every engine of a test gets
+    its own connection (pool) to one database, as separate processes would."""
+    opened: list[tuple[JobEngine, Any, RelayClient]] = []
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+
+    async def build(fmt: RelayFormat = "task", **kw: Any) -> tuple[JobEngine, Recorder]:
+        limits = {"default_guild_monthly": 100, "default_user_daily": 100}
+        if url is not None:
+            db: Any = await PgDatabase.open(url, clock=clock, **limits)
+        else:
+            db = await Database.open(db_path, clock=clock, **limits)
+        client = RelayClient(relay.url, SecretStr(KEY), format=fmt, clock=clock)
+        engine = JobEngine(db, RelayPool([("default", client)], clock=clock), clock=clock, **kw)
+        recorder = Recorder()
+        engine.add_listener(recorder)
+        opened.append((engine, db, client))
+        return engine, recorder
+
+    yield build
+    for engine, db, client in opened:
+        await engine.stop()
+        await client.aclose()
+        await db.close()
 
 
 async def two(open_engine, fmt: str = "task", **kw: object):

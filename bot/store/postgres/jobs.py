@@ -5,20 +5,38 @@
 one transaction; `finish` makes the job final with an `UPDATE … WHERE status IN (active)`
 that takes the job's row lock, so of two processes finishing one job, the second finds
 it final and settles nothing.
+
+Leases (see `bot.store.jobs`): a claim takes a transaction-scoped advisory lock, so the
+caps are counted and filled by one claimer at a time across every process, then locks
+the rows it takes with `FOR UPDATE SKIP LOCKED` (a row being finished elsewhere, a
+cancel, is skipped rather than waited for). A takeover is one `UPDATE … WHERE the lease
+expired`: of two processes taking over at once, the second finds the lease live again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
 from bot.relay.models import RelayFormat, VideoRequest
 from bot.store._util import UNSET, Unset
 from bot.store.images import detach
-from bot.store.jobs import _ACTIVE_SQL, FINAL_STATUSES, Job, JobStatus, JobSummary, NewJob
+from bot.store.jobs import (
+    _ACTIVE_SQL,
+    FINAL_STATUSES,
+    WAITING,
+    Claimed,
+    Holder,
+    Job,
+    JobStatus,
+    JobSummary,
+    NewJob,
+    Renewed,
+)
 from bot.store.postgres.database import rowcount, text
 from bot.store.postgres.images import pg_store_for_job
 from bot.store.postgres.preferences import pg_check_model_allowed
@@ -27,6 +45,9 @@ from bot.store.quotas import Period
 
 if TYPE_CHECKING:
     from bot.store.postgres.database import Connection, PgDatabase, Record
+
+#: The advisory lock every claim takes ("sora" in ASCII): one claimer at a time.
+CLAIM_LOCK = 0x736F7261
 
 
 class PgJobRepo:
@@ -80,9 +101,10 @@ class PgJobRepo:
         row = await self._db.pool.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
         return None if row is None else pg_job(row)
 
-    async def mark_submitting(self, job_id: int) -> bool:
-        """False if the job is already final (e.g. cancelled meanwhile)."""
-        return await self._update_active(job_id, "status = 'submitting'", ())
+    async def mark_submitting(self, job_id: int, *, owner: str | None = None) -> bool:
+        """False if the job is already final (e.g. cancelled meanwhile), or `owner` no
+        longer holds its lease."""
+        return await self._update_active(job_id, "status = 'submitting'", (), owner)
 
     async def mark_running(
         self,
@@ -91,6 +113,7 @@ class PgJobRepo:
         *,
         relay_name: str | None = None,
         format: RelayFormat | None = None,
+        owner: str | None = None,
     ) -> bool:
         """Record the relay's id, which relay took the job and in which format (each kept
         if None is passed), and when rendering started."""
@@ -100,11 +123,14 @@ class PgJobRepo:
             " relay_name = COALESCE($4, relay_name), format = COALESCE($5, format),"
             " started_at = COALESCE(started_at, $2)",
             (text(relay_id), text(relay_name), format),
+            owner,
         )
 
-    async def set_progress(self, job_id: int, percent: float | None, phase: str | None) -> bool:
+    async def set_progress(
+        self, job_id: int, percent: float | None, phase: str | None, *, owner: str | None = None
+    ) -> bool:
         return await self._update_active(
-            job_id, "progress = $3, phase = $4", (percent, text(phase))
+            job_id, "progress = $3, phase = $4", (percent, text(phase)), owner
         )
 
     async def set_message(
@@ -133,19 +159,28 @@ class PgJobRepo:
         error_message: str | None = None,
         error_detail: str | None = None,
         refund: bool = False,
+        holder: Holder = None,
     ) -> bool:
-        """Make the job final and settle its reservation; False if it already was final."""
+        """Make the job final and settle its reservation; False if it already was final.
+        `holder`: as `JobRepo.finish` (an owner id, `WAITING`, or None for anyone)."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final status")
         now = self._db.clock.now()
+        if holder is WAITING:
+            held_sql = " AND status = 'queued' AND (lease_owner IS NULL OR lease_expires <= $7)"
+            held: tuple[object, ...] = ()
+        elif holder is not None:
+            held_sql, held = " AND lease_owner = $8", (holder,)
+        else:
+            held_sql, held = "", ()
 
         async def finish(conn: Connection) -> bool:
             done = await conn.execute(
                 "UPDATE jobs SET status = $2, result_url = $3, error_code = $4,"
-                " error_message = $5, error_detail = $6, finished_at = $7, updated_at = $7"
-                f" WHERE id = $1 AND status IN {_ACTIVE_SQL}",
+                " error_message = $5, error_detail = $6, finished_at = $7, updated_at = $7,"
+                f" cancel_requested = NULL WHERE id = $1 AND status IN {_ACTIVE_SQL}{held_sql}",
                 job_id, status, text(result_url), text(error_code), text(error_message),
-                text(error_detail), now,
+                text(error_detail), now, *held,
             )  # fmt: skip
             if rowcount(done) == 0:
                 return False  # already final: settled by whoever finished it first
@@ -270,15 +305,186 @@ class PgJobRepo:
     async def _many(self, sql: str, *params: object) -> list[Job]:
         return [pg_job(row) for row in await self._db.pool.fetch(sql, *params)]
 
-    async def _update_active(self, job_id: int, sets: str, params: tuple[object, ...]) -> bool:
-        """`sets` may use $1 (the job's id), $2 (now) and $3… (`params`)."""
+    async def _update_active(
+        self, job_id: int, sets: str, params: tuple[object, ...], owner: str | None = None
+    ) -> bool:
+        """`sets` may use $1 (the job's id), $2 (now) and $3… (`params`); with `owner`,
+        only while it holds the job's lease."""
+        held = "" if owner is None else f" AND lease_owner = ${len(params) + 3}"
         status = await self._db.pool.execute(
-            f"UPDATE jobs SET {sets}, updated_at = $2 WHERE id = $1 AND status IN {_ACTIVE_SQL}",
+            f"UPDATE jobs SET {sets}, updated_at = $2 WHERE id = $1 AND status IN {_ACTIVE_SQL}"
+            + held,
             job_id,
             self._db.clock.now(),
             *params,
+            *(() if owner is None else (owner,)),
         )
         return rowcount(status) > 0
+
+    # -- leases (see `bot.store.jobs.JobRepo`) -------------------------------------------
+
+    async def claim(
+        self, owner: str, *, lease_seconds: float, max_running: int, max_per_guild: int
+    ) -> Claimed:
+        """Lease waiting jobs to `owner`, oldest first, while the caps allow."""
+        now = self._db.clock.now()
+        until = now + timedelta(seconds=lease_seconds)
+
+        async def claim(conn: Connection) -> Claimed:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
+            busy: Counter[int | None] = Counter()
+            for row in await conn.fetch(
+                "SELECT guild_id, COUNT(*) AS n FROM jobs"
+                f" WHERE status IN {_ACTIVE_SQL} AND (status <> 'queued' OR"
+                " (lease_owner IS NOT NULL AND (lease_owner = $1 OR lease_expires > $2)))"
+                " GROUP BY guild_id",
+                owner,
+                now,
+            ):
+                busy[row["guild_id"]] = row["n"]
+            running = sum(busy.values())
+            take: list[int] = []
+            waiting: list[int] = []
+            for row in await conn.fetch(
+                "SELECT id, guild_id FROM jobs WHERE status = 'queued' AND (lease_owner IS NULL"
+                " OR (lease_owner <> $1 AND lease_expires <= $2)) ORDER BY id",
+                owner,
+                now,
+            ):
+                guild_id = row["guild_id"]
+                if running < max_running and (guild_id is None or busy[guild_id] < max_per_guild):
+                    take.append(row["id"])
+                    busy[guild_id] += 1
+                    running += 1
+                else:
+                    waiting.append(row["id"])
+            if not take:
+                return Claimed([], waiting, running)
+            locked = [
+                row["id"]
+                for row in await conn.fetch(
+                    "SELECT id FROM jobs WHERE id = ANY($1::bigint[]) AND status = 'queued'"
+                    " FOR UPDATE SKIP LOCKED",
+                    take,
+                )
+            ]
+            rows = await conn.fetch(
+                "UPDATE jobs SET lease_owner = $1, lease_expires = $2"
+                " WHERE id = ANY($3::bigint[]) RETURNING *",
+                owner,
+                until,
+                locked,
+            )
+            running -= len(take) - len(rows)
+            return Claimed(sorted(map(pg_job, rows), key=lambda j: j.id), waiting, running)
+
+        return await self._db.run_transaction(claim)
+
+    async def take_over(self, owner: str, *, lease_seconds: float) -> list[Job]:
+        """Lease to `owner` every job at a relay whose lease expired or nobody holds."""
+        now = self._db.clock.now()
+        rows = await self._db.pool.fetch(
+            "UPDATE jobs SET lease_owner = $1, lease_expires = $2"
+            " WHERE status IN ('submitting', 'running') AND (lease_owner IS NULL"
+            " OR (lease_owner <> $1 AND lease_expires <= $3)) RETURNING *",
+            owner,
+            now + timedelta(seconds=lease_seconds),
+            now,
+        )
+        return sorted(map(pg_job, rows), key=lambda j: j.id)
+
+    async def renew(self, owner: str, *, lease_seconds: float, host: str, pid: int) -> Renewed:
+        """Extend every lease `owner` still holds and record that it is alive."""
+        now = self._db.clock.now()
+
+        async def renew(conn: Connection) -> Renewed:
+            rows = await conn.fetch(
+                "UPDATE jobs SET lease_expires = $1"
+                f" WHERE lease_owner = $2 AND status IN {_ACTIVE_SQL}"
+                " RETURNING id, cancel_requested",
+                now + timedelta(seconds=lease_seconds),
+                owner,
+            )
+            await conn.execute(
+                "INSERT INTO processes (owner, host, pid, started_at, seen_at)"
+                " VALUES ($1, $2, $3, $4, $4)"
+                " ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at",
+                owner, host, pid, now,
+            )  # fmt: skip
+            live = await conn.fetchval(
+                "SELECT COUNT(*) FROM processes WHERE seen_at > $1 OR owner = $2",
+                now - timedelta(seconds=lease_seconds),
+                owner,
+            )
+            return Renewed({row["id"]: row["cancel_requested"] for row in rows}, max(live, 1))
+
+        return await self._db.run_transaction(renew)
+
+    async def register(
+        self, owner: str, *, host: str, pid: int, is_dead: Callable[[str, int], bool]
+    ) -> int:
+        """Record a starting process and free the jobs of dead earlier runs on this host."""
+        now = self._db.clock.now()
+
+        async def register(conn: Connection) -> int:
+            await conn.execute("DELETE FROM processes WHERE seen_at < $1", now - timedelta(days=1))
+            dead = [
+                row["owner"]
+                for row in await conn.fetch(
+                    "SELECT owner, pid FROM processes WHERE host = $1 AND owner <> $2",
+                    host,
+                    owner,
+                )
+                if is_dead(row["owner"], row["pid"])
+            ]
+            if dead:
+                await conn.execute(
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL"
+                    f" WHERE lease_owner = ANY($1::text[]) AND status IN {_ACTIVE_SQL}",
+                    dead,
+                )
+                await conn.execute("DELETE FROM processes WHERE owner = ANY($1::text[])", dead)
+            await conn.execute(
+                "INSERT INTO processes (owner, host, pid, started_at, seen_at)"
+                " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (owner) DO NOTHING",
+                owner, host, pid, now,
+            )  # fmt: skip
+            return len(dead)
+
+        return await self._db.run_transaction(register)
+
+    async def release(self, owner: str) -> int:
+        """A clean shutdown: `owner` lets go of its jobs; returns how many."""
+
+        async def release(conn: Connection) -> int:
+            status = await conn.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL"
+                f" WHERE lease_owner = $1 AND status IN {_ACTIVE_SQL}",
+                owner,
+            )
+            await conn.execute("DELETE FROM processes WHERE owner = $1", owner)
+            return rowcount(status)
+
+        return await self._db.run_transaction(release)
+
+    async def request_cancel(self, job_id: int, reason: str) -> bool:
+        """Ask the process running the job to cancel it; an admin's ask is kept."""
+        status = await self._db.pool.execute(
+            "UPDATE jobs SET cancel_requested = CASE WHEN cancel_requested = 'admin'"
+            f" THEN 'admin' ELSE $2 END WHERE id = $1 AND status IN {_ACTIVE_SQL}",
+            job_id,
+            reason,
+        )
+        return rowcount(status) > 0
+
+    async def cancel_requests(self, owner: str) -> dict[int, str]:
+        """Cancels asked from elsewhere for jobs `owner` holds: job id -> reason."""
+        rows = await self._db.pool.fetch(
+            "SELECT id, cancel_requested FROM jobs WHERE lease_owner = $1"
+            f" AND status IN {_ACTIVE_SQL} AND cancel_requested IS NOT NULL",
+            owner,
+        )
+        return {row["id"]: row["cancel_requested"] for row in rows}
 
 
 def pg_job(row: Record) -> Job:
@@ -309,4 +515,7 @@ def pg_job(row: Record) -> Job:
         delivered_at=row["delivered_at"],
         error_detail=row["error_detail"],
         shown_at=row["shown_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires=row["lease_expires"],
+        cancel_requested=row["cancel_requested"],
     )

@@ -553,6 +553,7 @@ class JobEngine:
         if claimed is None:
             return
         for job in claimed.jobs:
+            log.info("job %s: claimed by %s", job.id, self.owner)
             self._spawn(job)
             if job.cancel_requested:
                 self._in_background(self._act_on_cancel(job.id, _reason(job.cancel_requested)))

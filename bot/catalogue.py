@@ -233,12 +233,22 @@ class ModelEntry(BaseModel):
             ("remix", request.remix_of is not None),
             ("characters", request.cameo is not None),
         ):
-            if wanted and not getattr(self, feature):
-                others = [e.name for e in catalogue or () if getattr(e, feature)]
-                message = f"{name} has no {feature}" + (
-                    f"; pick {_join(others)}." if others else "."
-                )
-                raise InvalidRequest(f"model_{feature}", message, model=name, models=tuple(others))
+            if wanted:
+                self.require_feature(feature, catalogue=catalogue)  # type: ignore[arg-type]
+
+    def require_feature(
+        self,
+        feature: Literal["storyboard", "remix", "characters"],
+        *,
+        catalogue: Catalogue | None = None,
+    ) -> None:
+        """Raise `InvalidRequest` naming the models that have `feature`, if this one has
+        not (also asked before a remix prompt is, so a member isn't asked for nothing)."""
+        if getattr(self, feature):
+            return
+        others = [e.name for e in catalogue or () if getattr(e, feature)]
+        message = f"{self.name} has no {feature}" + (f"; pick {_join(others)}." if others else ".")
+        raise InvalidRequest(f"model_{feature}", message, model=self.name, models=tuple(others))
 
     def cost_of(self, request: VideoRequest) -> int:
         """Quota units: the duration's price, times the HD multiplier, rounded up."""

@@ -336,7 +336,9 @@ class LiveMessages:
         is downloaded; the file follows in a later edit. `shown_at` makes the first step
         happen once across restarts, `delivered_at` marks the end."""
         embed = job_embed(job, locale=job.locale, now=self.clock.now(), costs=self.bot.costs)
-        view = result_view(job, job.locale) if job.status == "succeeded" else None
+        view = (
+            result_view(job, job.locale, self.bot.catalogue) if job.status == "succeeded" else None
+        )
         to_attach = job.status == "succeeded" and bool(job.result_url)
         if job.shown_at is None:
             shown: dict[str, Any] = {"embed": embed, "view": view}

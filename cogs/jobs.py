@@ -39,7 +39,11 @@ class Jobs(commands.GroupCog, group_name="jobs", group_description=_("Your video
             details=True,
             costs=self.bot.costs,
         )
-        view = result_view(job, locale) if job.status == "succeeded" else discord.utils.MISSING
+        view = (
+            result_view(job, locale, self.bot.catalogue)
+            if job.status == "succeeded"
+            else discord.utils.MISSING
+        )
         await interaction.response.send_message(embed=embed, view=view, ephemeral=True)
 
     @app_commands.command(name="list", description=_("List your recent videos"))

@@ -342,9 +342,7 @@ class Video(commands.Cog):
         await self._guarded(interaction, self._open_remix, job_id)
 
     async def _open_remix(self, interaction: discord.Interaction, job_id: int) -> None:
-        source = await self._job(interaction, job_id)
-        if source.request.private:
-            raise JobError("remix_private", job_id)
+        await self.bot.engine.remixable(job_id, guild_id=requester(interaction).guild_id)
         await interaction.response.send_modal(RemixModal(job_id, locale_of(interaction)))
 
     async def on_remix_submit(

@@ -434,13 +434,21 @@ class JobEngine:
         except ImagesGoneError:  # cleaned up after IMAGE_RETENTION_DAYS; nothing was written
             raise JobError("images_gone", job_id) from None
 
-    async def remix(self, job_id: int, prompt: str, requester: Requester) -> Job:
-        """A finished video, changed by a new prompt (the relay's official remix endpoint)."""
-        source = await self.find(job_id, guild_id=requester.guild_id)
+    async def remixable(self, job_id: int, *, guild_id: int) -> Job:
+        """The job, if it can be remixed: finished, not private, and its model (as the
+        catalogue says now) has remix; else the refusal, before a prompt is asked for."""
+        source = await self.find(job_id, guild_id=guild_id)
         if source.status != "succeeded" or not source.relay_id:
             raise JobError("remix_not_finished", job_id)
         if source.request.private:
             raise JobError("remix_private", job_id)
+        entry = self.catalogue.require(source.request.model)
+        entry.require_feature("remix", catalogue=self.catalogue)
+        return source
+
+    async def remix(self, job_id: int, prompt: str, requester: Requester) -> Job:
+        """A finished video, changed by a new prompt (the relay's official remix endpoint)."""
+        source = await self.remixable(job_id, guild_id=requester.guild_id)
         request = VideoRequest.build(
             **source.request.model_dump(exclude={"prompt", "images", "storyboard", "remix_of"}),
             prompt=prompt,

@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, Protocol, Self, assert_never, cast
 
 import discord
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.relay.models import InvalidRequest, Shot
 from bot.ui.embeds import clamp
 from bot.ui.i18n import invalid_request_text, t
@@ -142,8 +143,10 @@ def _button(action: JobAction, job: JobLike, locale: str) -> JobButton:
     return JobButton(action, job.id, label=t(f"button.{action}", locale))
 
 
-def result_view(job: JobLike, locale: str) -> discord.ui.View:
-    """Buttons under a finished job: open the video, rerun, remix (unless private), details."""
+def result_view(job: JobLike, locale: str, catalogue: Catalogue | None = None) -> discord.ui.View:
+    """Buttons under a finished job: open the video, rerun, remix (unless private, or its
+    model's catalogue entry has no remix: a button that can only refuse is not shown),
+    details. The custom ids never change, so buttons on older messages still work."""
     view = discord.ui.View(timeout=None)
     url = job.result_url
     if url and len(url) <= LINK_URL_LIMIT and url.startswith(("https://", "http://")):
@@ -153,7 +156,8 @@ def result_view(job: JobLike, locale: str) -> discord.ui.View:
             )
         )
     view.add_item(_button("rerun", job, locale))
-    if job.status == "succeeded" and not job.request.private:
+    entry = (catalogue or shipped_catalogue()).get(job.request.model)
+    if job.status == "succeeded" and not job.request.private and entry and entry.remix:
         view.add_item(_button("remix", job, locale))
     view.add_item(_button("details", job, locale))
     return view

@@ -16,6 +16,7 @@ from bot.jobs.defaults import ModelNotAllowedError, Resolved, check_allowed, res
 from bot.relay.models import VideoRequest
 from bot.store.preferences import Defaults, Preferences
 from bot.tree import UserFacingError, locale_of, manages_guild, render_error
+from bot.ui.choices import duration_choices, model_choices
 from bot.ui.i18n import t
 from bot.ui.settings import labeller, settings_embed
 
@@ -40,7 +41,6 @@ SET_DESCRIPTIONS: dict[str, Any] = {
     "hd": _("Default HD (models with HD only)"),
     "private": _("Keep videos unpublished at the relay by default (no remixes)"),
 }
-AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
 
 
 ToggleField = Literal["hd", "private"]
@@ -163,31 +163,23 @@ class SettingsBase:
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         """Catalogue models allowed here whose name or label contains what was typed."""
-        locale = locale_of(interaction)
-        allowed = (
-            await self.bot.defaults.allowed_models(interaction.guild_id)
-            if interaction.guild_id is not None
-            else list(self.bot.catalogue)
-        )
-        typed = current.strip().lower()
-        return [
-            app_commands.Choice(name=entry.label_for(locale)[:100], value=entry.name)
-            for entry in allowed
-            if typed in entry.name.lower() or typed in entry.label_for(locale).lower()
-        ][:AUTOCOMPLETE_LIMIT]
+        allowed = None
+        if interaction.guild_id is not None:
+            models = await self.bot.defaults.allowed_models(interaction.guild_id)
+            allowed = {entry.name.lower() for entry in models}
+        return model_choices(self.bot.catalogue, current, locale_of(interaction), allowed)
 
     async def _duration_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[int]]:
         """The durations of the model chosen in the same command, else of every model."""
-        locale = locale_of(interaction)
-        entry = self.bot.catalogue.get(getattr(interaction.namespace, "model", None))
-        durations = list(entry.durations) if entry else self.bot.catalogue.durations()
-        return [
-            app_commands.Choice(name=t("value.seconds", locale, n=d), value=d)
-            for d in durations
-            if current.strip() in str(d)
-        ][:AUTOCOMPLETE_LIMIT]
+        model = getattr(interaction.namespace, "model", None)
+        return duration_choices(
+            self.bot.catalogue,
+            model if isinstance(model, str) else None,
+            current,
+            locale_of(interaction),
+        )
 
 
 @app_commands.guild_only()
@@ -402,13 +394,7 @@ class SettingsAdmin(
     async def _any_model_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        locale = locale_of(interaction)
-        typed = current.strip().lower()
-        return [
-            app_commands.Choice(name=entry.label_for(locale)[:100], value=entry.name)
-            for entry in self.bot.catalogue
-            if typed in entry.name.lower() or typed in entry.label_for(locale).lower()
-        ][:AUTOCOMPLETE_LIMIT]
+        return model_choices(self.bot.catalogue, current, locale_of(interaction))
 
 
 async def setup(bot: VideoBot) -> None:

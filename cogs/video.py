@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
+from bot.catalogue import Feature
 from bot.images import check_declared, reference_image
 from bot.jobs.defaults import Resolved
 from bot.jobs.engine import JobError, Requester
@@ -164,6 +165,9 @@ class Video(commands.Cog):
         orientation: str | None = None,
         model: str | None = None,
     ) -> None:
+        if model is not None:  # told now, not after the member wrote every shot
+            entry = self.bot.catalogue.require(model)
+            entry.require_feature("storyboard", catalogue=self.bot.catalogue)
         # Options left out are filled from /settings when the shots are submitted.
         options = {"duration": duration, "orientation": orientation, "model": model}
         await interaction.response.send_modal(StoryboardModal(options, locale_of(interaction)))
@@ -172,7 +176,7 @@ class Video(commands.Cog):
     async def _storyboard_models(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return await self.model_choices(interaction, current)
+        return await self.model_choices(interaction, current, needs="storyboard")
 
     @storyboard.autocomplete("duration")
     async def _storyboard_durations(
@@ -261,7 +265,7 @@ class Video(commands.Cog):
         return self.bot.catalogue.resolve(request)
 
     async def model_choices(
-        self, interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction, current: str, *, needs: Feature | None = None
     ) -> list[app_commands.Choice[str]]:
         """The catalogue's models some healthy relay offers (all, while that is unknown)
         and that this server's admins allow (/settings-admin models)."""
@@ -271,7 +275,9 @@ class Video(commands.Cog):
             models = await self.bot.defaults.allowed_models(interaction.guild_id)
             allowed = {entry.name.lower() for entry in models}
             offered = allowed if offered is None else allowed & set(offered)
-        return model_choices(self.bot.catalogue, current, locale_of(interaction), offered)
+        return model_choices(
+            self.bot.catalogue, current, locale_of(interaction), offered, needs=needs
+        )
 
     def duration_choices(
         self, interaction: discord.Interaction, current: str

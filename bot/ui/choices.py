@@ -11,7 +11,7 @@ from collections.abc import Collection
 
 from discord import app_commands
 
-from bot.catalogue import Catalogue
+from bot.catalogue import Catalogue, Feature
 from bot.ui.i18n import t
 
 #: Discord shows at most this many autocomplete choices.
@@ -24,15 +24,21 @@ def model_choices(
     current: str,
     locale: str,
     offered: Collection[str] | None = None,
+    *,
+    needs: Feature | None = None,
 ) -> list[app_commands.Choice[str]]:
     """The models whose name or label contains what the member typed, in catalogue order.
 
     `offered`: the (lower-case) names some healthy relay offers; None means not known
-    yet, so every model is shown (validation still refuses what no relay can carry)."""
+    yet, so every model is shown (validation still refuses what no relay can carry).
+    `needs`: only models whose entry has this feature (`/storyboard`: storyboard), so
+    the menu never offers a model that could only be refused."""
     typed = current.strip().lower()
     choices = []
     for entry in catalogue:
         if offered is not None and entry.name.lower() not in offered:
+            continue
+        if needs is not None and not entry.supports(needs):
             continue
         label = entry.label_for(locale)
         if typed and typed not in entry.name.lower() and typed not in label.lower():

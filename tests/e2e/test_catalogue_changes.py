@@ -91,3 +91,21 @@ async def test_a_model_removed_from_the_catalogue_still_delivers_what_the_relay_
         e.kind for e in await second.db.quotas.ledger(fake_discord.guild.id) if e.job_id == 1
     )
     assert book == Counter(reserve=1, commit=1)
+
+
+async def test_the_storyboard_menu_and_form_skip_models_without_storyboard(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models = ("sora-2", "veo3-fast")
+    bot = await start_bot()
+    menu = await fake_discord.autocomplete("storyboard", {"model": ""}, focused="model")
+    assert [c["value"] for c in menu] == ["sora-2"]  # veo3-fast: storyboard = false
+    video = await fake_discord.autocomplete("video", {"prompt": "x", "model": ""}, focused="model")
+    assert "veo3-fast" in [c["value"] for c in video]
+    # Typed anyway: told at once, before the member writes any shot.
+    inter = await fake_discord.run_slash("storyboard", {"model": "veo3-fast"})
+    assert await private_reply(inter) == "veo3-fast has no storyboard; pick sora-2 or sora-2-pro."
+    assert inter.modal is None
+    zh = await fake_discord.run_slash("storyboard", {"model": "veo3-fast"}, locale="zh-CN")
+    assert await private_reply(zh) == "veo3-fast 不支持分镜;请选择 sora-2 或 sora-2-pro。"
+    assert await used_units(bot, fake_discord) == 0

@@ -100,8 +100,10 @@ class SettingsBase:
 
     def _validate(self, prefs: Preferences, level: str, changes: dict[str, Any]) -> None:
         """Refuse, with one sentence, defaults that could never render: an unknown or
-        disallowed model, or options the model they would render with lacks. The new
-        values are checked as if typed in /video, together with the other stored ones."""
+        disallowed model, or options the model they would render with lacks. The level's
+        values after the change are checked together, as if all typed in /video, so a
+        level never holds a duration its own model lacks (a stored model that is gone or
+        denied is left out: it is skipped when rendering anyway)."""
         catalogue = self.bot.catalogue
         model = changes.get("model")
         if model is not None:
@@ -111,11 +113,17 @@ class SettingsBase:
                 raise UserFacingError("settings.unknown_model", model=model, models=names)
             changes["model"] = entry.name
             check_allowed(entry.name, prefs.allowed_models, catalogue)
+        merged = replace(prefs.member if level == "member" else prefs.server, **changes)
         if level == "member":
-            trial = replace(prefs, member=replace(prefs.member, **changes))
+            trial = replace(prefs, member=merged)
         else:  # a server default applies to members who set nothing themselves
-            trial = replace(prefs, member=Defaults(), server=replace(prefs.server, **changes))
-        resolved = resolve(Defaults(**changes), trial, catalogue)
+            trial = replace(prefs, member=Defaults(), server=merged)
+        stored = catalogue.get(merged.model) if merged.model is not None else None
+        if "model" not in changes and merged.model is not None:
+            allowed = prefs.allowed_models
+            if stored is None or (allowed is not None and stored.name not in allowed):
+                merged = replace(merged, model=None)
+        resolved = resolve(merged, trial, catalogue)
         request = VideoRequest.build(prompt="settings", **resolved.fields())
         catalogue.check(request)
 

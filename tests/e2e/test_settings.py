@@ -12,6 +12,7 @@ from bot import app as app_module
 from bot.clock import FakeClock
 from bot.fakes.discord import FakeDiscord
 from bot.fakes.relay import FakeRelay
+from bot.store.preferences import Defaults
 
 from .conftest import StartBot, final_message, modal_fields, png_bytes
 
@@ -83,6 +84,15 @@ async def test_settings_that_could_never_render_are_refused_with_one_sentence(
     assert "sora-9" in await private_text(unknown)
     prefs = await bot.db.preferences.get(fake_discord.guild.id, fake_discord.alice.id)
     assert prefs.member.is_empty
+    # A level's values are checked together: a duration its own stored model lacks is
+    # refused, not saved to be skipped at every /video.
+    await private_text(
+        await fake_discord.run_slash("settings", {"model": "veo3-fast"}, subcommand="set")
+    )
+    lacking = await fake_discord.run_slash("settings", {"duration": 15}, subcommand="set")
+    assert "veo3-fast renders 8 s only" in await private_text(lacking)
+    prefs = await bot.db.preferences.get(fake_discord.guild.id, fake_discord.alice.id)
+    assert prefs.member == Defaults(model="veo3-fast")
 
 
 async def test_an_admins_restriction_refuses_the_model_and_charges_nothing(

@@ -143,8 +143,7 @@ class VideoBot(commands.AutoShardedBot):
             min_interval=s.progress_edit_interval,
             token_ttl=s.interaction_token_ttl,
             max_download_bytes=s.max_download_bytes,
-            # The bot token's budget, shared by the processes in proportion to their shards.
-            edits_per_second=s.progress_edits_per_second * s.shard_share,
+            edits_per_second=s.progress_edits_per_second,  # the bot's; see _share_edits
             clock=self.clock,
             # Videos stream to disk beside the database before upload, and are removed.
             download_dir=s.database_path.parent / "downloads",
@@ -152,7 +151,7 @@ class VideoBot(commands.AutoShardedBot):
         self.engine.add_listener(self.live.on_update)
         # Budgets of the relay keys and of the bot token are shared by every process.
         self.engine.add_share_listener(self.relay.set_share)
-        self.engine.add_share_listener(self.live.set_share)
+        self.engine.add_share_listener(self._share_edits)
         self.notices = OperatorNotices(self, channel_id=s.operator_channel_id)
         if s.public_base_url:  # callbacks arrive at the notice listener
             s.require("relay_webhook_port", "relay_webhook_secret")
@@ -171,6 +170,13 @@ class VideoBot(commands.AutoShardedBot):
             await self.load_extension(extension)
         await self.engine.start()
         await self.live.redeliver_pending()
+
+    def _share_edits(self, processes: int) -> None:
+        """The edit budget is the bot token's: each of the live processes keeps its share,
+        and never more than its shards' share (`SHARD_IDS` of `SHARD_COUNT`), which holds
+        from the start, before the processes have seen each other in the database, and
+        with processes that keep separate databases."""
+        self.live.set_share(max(float(processes), 1 / self.settings.shard_share))
 
     async def clean_images(self) -> None:
         """Drop reference images no rerun can need any more (`IMAGE_RETENTION_DAYS`)."""

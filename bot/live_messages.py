@@ -96,7 +96,7 @@ class EditSlots:
         self.clock = clock
         self._taken: set[int] = set()
 
-    def set_share(self, processes: int) -> None:
+    def set_share(self, processes: float) -> None:
         """Several processes edit with the same bot token: keep `1 / processes` of the rate
         (slots booked at the old spacing are forgotten; each edit books again)."""
         self.step = max(1, processes) / self.rate if self.rate > 0 else 0.0
@@ -160,9 +160,14 @@ class LiveMessages:
         self._unattachable: set[int] = set()  # jobs whose command failed to post a message
         # Discord's edit bucket is 5 per 5 s per channel; stay well inside it.
         self._channel_pace: dict[int, Pacer] = {}
-        self._share = 1  # bot processes sharing the token (see `set_share`)
+        self._share: float = 1  # bot processes sharing the token (see `set_share`)
 
-    def set_share(self, processes: int) -> None:
+    @property
+    def edit_rate(self) -> float:
+        """Progress edits a second this process allows itself (its share of the budget)."""
+        return self._slots.rate / self._share if self._slots.rate > 0 else 0.0
+
+    def set_share(self, processes: float) -> None:
         """Without a shared REST proxy, each of `processes` bot processes keeps its share
         of the edit budgets, so that together they stay within Discord's limits."""
         self._share = max(1, processes)

@@ -147,6 +147,7 @@ class VideoBot(commands.AutoShardedBot):
             clock=self.clock,
             # Videos stream to disk beside the database before upload, and are removed.
             download_dir=s.database_path.parent / "downloads",
+            owner=self.engine.owner,
         )
         self.engine.add_listener(self.live.on_update)
         # Budgets of the relay keys and of the bot token are shared by every process.

@@ -140,8 +140,11 @@ class LiveMessages:
         edits_per_second: float = 5.0,
         clock: Clock | None = None,
         download_dir: Path | None = None,
+        owner: str | None = None,
     ) -> None:
         self.bot = bot
+        #: This process's lease owner id: a job another process holds is that one's to show.
+        self.owner = owner
         self.min_interval = min_interval
         self.token_ttl = token_ttl
         self.max_download_bytes = max_download_bytes
@@ -265,6 +268,11 @@ class LiveMessages:
                 job = await self.bot.db.jobs.get(job_id) or update.job
                 if self._awaiting_attach(job):
                     continue  # the command is still posting the first message; attach() wakes us
+                if update.kind != "finished" and self._held_elsewhere(job):
+                    # Asked here, claimed by another process: its writer shows the job and
+                    # delivers it; this one's edits would double them (or undo a final one).
+                    self._writers.pop(job_id, None)
+                    return
                 if update.kind == "finished" or job.is_final:
                     if job.delivered_at is None:
                         await self._deliver_with_retries(job)
@@ -305,6 +313,15 @@ class LiveMessages:
         )
         await self.bot.db.jobs.mark_shown(job.id)
         await self.bot.db.jobs.mark_delivered(job.id)
+
+    def _held_elsewhere(self, job: Job) -> bool:
+        """Another process runs the job and can edit its message (its ids are in the row;
+        a job whose message this process could not post is still this one's to show)."""
+        return (
+            self.owner is not None
+            and job.lease_owner not in (None, self.owner)
+            and job.message_id is not None
+        )
 
     def _gap(self) -> float:
         """Time from one progress edit to the next: `min_interval`, aimed a little early."""

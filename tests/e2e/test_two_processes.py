@@ -4,13 +4,16 @@ are shared between them once (not once per reason)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from bot.clock import ScaledClock
 from bot.fakes.discord import FakeDiscord
+from bot.fakes.relay import FakeRelay
 
-from .conftest import StartBot
+from .conftest import StartBot, final_message, is_final, title
 
 pytestmark = pytest.mark.parametrize(
     "fake_discord_options",
@@ -40,3 +43,56 @@ async def test_two_processes_of_two_shards_each_keep_half_the_edit_budget(
     first.clock.advance(first.engine.lease_seconds * 3)  # type: ignore[attr-defined]
     await first.engine.tick()
     assert first.engine.processes == 1 and first.live.edit_rate == 2.0
+
+
+@pytest.mark.parametrize("interval", [0, 5])
+async def test_a_job_asked_in_one_process_and_rendered_by_the_other_is_shown_and_delivered_once(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot, interval: float
+) -> None:
+    """Guild A's process can't start another job (its cap is full); guild B's can and
+    claims A's job. The member's message, posted by A, keeps moving and shows the video
+    once, uploaded once: the process that renders it writes it (the message ids are in
+    the job's row, edits are REST calls), and A's writer leaves it alone. With a progress
+    interval, A's writer ticks too (5 s of bot time = 0.1 s real)."""
+    a = fake_discord.add_guild("A", shard=0)
+    b = fake_discord.add_guild("B", shard=1)
+    held = asyncio.Event()
+    relay.fail_next("poll", status=None, wait=held, times=10_000)
+    clock = ScaledClock(50.0)
+    common = {"progress_edit_interval": interval, "job_lease_seconds": 3000}
+    first = await start_bot(clock=clock, **shard(0, max_concurrent_jobs=1, **common))
+    second = await start_bot(clock=clock, **shard(1, max_concurrent_jobs=2, **common))
+
+    busy = await fake_discord.run_slash("video", {"prompt": "in B first"}, guild_id=b.id)
+    await busy.wait_until(lambda i: i.original is not None and title(i.original).startswith("🎬"))
+    asked = await fake_discord.run_slash("video", {"prompt": "asked in A"}, guild_id=a.id)
+    # B claims it (its cap has room) and renders it; A's message says so.
+    await asked.wait_until(
+        lambda i: i.original is not None and title(i.original).startswith("🎬"), timeout=15
+    )
+    row = await first.db.jobs.get(2)
+    assert row is not None and row.guild_id == a.id
+    assert row.lease_owner == second.engine.owner
+    if interval:  # A's writer has ticked since (25 s of bot time): it left B's job
+        await asyncio.sleep(0.5)
+        assert 2 not in first.live._writers
+    held.set()
+
+    message = await final_message(fake_discord, 2)
+    assert message is asked.original and title(message).startswith("✅") and message.attachments
+    await final_message(fake_discord, 1)
+    await first.engine.wait_idle()
+    await second.engine.wait_idle()
+    if interval:
+        await asyncio.sleep(0.5)  # a second delivery, if A's writer made one, is seen by now
+    finals = [m for m in fake_discord.messages.values() if is_final(m)]
+    assert len(finals) == 2  # one per job: nobody delivered job 2 twice
+    assert relay.submits_for("asked in A") == 1
+    uploads = [
+        r
+        for r in fake_discord.requests
+        if r.files and any(name == "sora-2.mp4" for name, _ in r.files)
+    ]
+    assert len(uploads) == 1, uploads
+    row = await second.db.jobs.get(2)
+    assert row is not None and row.delivered_at is not None

@@ -278,7 +278,7 @@ class LiveMessages:
                         await self._deliver_with_retries(job)
                     self._writers.pop(job_id, None)
                     return
-                await self._show_progress(job, update.queue_position)
+                await self._show_progress(job, self._position(job, update))
                 writer.last_edit = self.clock.monotonic()
                 if self.min_interval > 0:  # keep moving (elapsed, estimate) while it renders
                     writer.slot = self._slots.book(writer.last_edit + self._gap())
@@ -313,6 +313,15 @@ class LiveMessages:
         )
         await self.bot.db.jobs.mark_shown(job.id)
         await self.bot.db.jobs.mark_delivered(job.id)
+
+    def _position(self, job: Job, update: JobUpdate) -> int | None:
+        """A waiting job's place as this process's engine last read the line (every second,
+        from the database): with several processes, the announcement that woke this writer
+        may be one another process's claims have made stale since."""
+        if job.status != "queued":
+            return None
+        current = self.bot.engine.queue_position(job.id)
+        return current if current is not None else update.queue_position
 
     def _held_elsewhere(self, job: Job) -> bool:
         """Another process runs the job and can edit its message (its ids are in the row;

@@ -96,3 +96,59 @@ async def test_a_job_asked_in_one_process_and_rendered_by_the_other_is_shown_and
     assert len(uploads) == 1, uploads
     row = await second.db.jobs.get(2)
     assert row is not None and row.delivered_at is not None
+
+
+async def test_a_waiting_jobs_place_is_the_same_in_both_processes_messages(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    """Two jobs of guild A wait (one job per server at a time); B starts the first of them
+    when a running one is cancelled, and tells the second it is now first. A's writer of
+    that second job keeps its message moving too: it must say first as well, not the
+    second place A's last announcement gave it."""
+    a = fake_discord.add_guild("A", shard=0)
+    b = fake_discord.add_guild("B", shard=1)
+    held = asyncio.Event()
+    relay.fail_next("poll", status=None, wait=held, times=10_000)
+    clock = ScaledClock(50.0)
+    common = {
+        "progress_edit_interval": 5,
+        "job_lease_seconds": 3000,
+        "max_concurrent_jobs_per_guild": 1,
+    }
+    first = await start_bot(clock=clock, **shard(0, max_concurrent_jobs=1, **common))
+    second = await start_bot(clock=clock, **shard(1, max_concurrent_jobs=3, **common))
+
+    in_b = await fake_discord.run_slash("video", {"prompt": "runs in B"}, guild_id=b.id)
+    await in_b.wait_until(lambda i: i.original is not None and title(i.original).startswith("🎬"))
+    running = await fake_discord.run_slash("video", {"prompt": "A's first"}, guild_id=a.id)
+    await running.wait_until(
+        lambda i: i.original is not None and title(i.original).startswith("🎬"), timeout=15
+    )  # B took it: A's process is at its cap
+    waiting = [
+        await fake_discord.run_slash("video", {"prompt": f"A's {n}"}, guild_id=a.id)
+        for n in ("second", "third")
+    ]
+    await waiting[1].wait_until(
+        lambda i: i.original is not None and "#2 in line" in title(i.original), timeout=15
+    )
+    third = waiting[1].original
+    assert third is not None
+    third_job = 4
+    await second.engine.cancel(2, guild_id=a.id, user_id=0, is_admin=True)
+    await waiting[1].wait_until(lambda i: "#1 in line" in title(i.original), timeout=15)
+    await first.engine.tick()  # A reads the line again (it does every second by itself)
+    assert first.engine.queue_position(third_job) == 1
+    seen = len(fake_discord.requests)
+    await asyncio.sleep(0.5)  # 25 s of bot time: both writers tick several times
+
+    shown = [
+        str(embeds[0].get("title", ""))
+        for r in fake_discord.requests[seen:]
+        if r.method == "PATCH"
+        and r.path.endswith(f"/messages/{third.id}")
+        and isinstance(r.body, dict)
+        and (embeds := r.body.get("embeds"))
+    ]
+    assert shown, "no writer kept the waiting job's message moving"
+    assert all("#1 in line" in text for text in shown), shown
+    held.set()

@@ -243,6 +243,7 @@ class JobEngine:
         self.processes = 1
         self._share_listeners: list[Callable[[int], None]] = []
         self._shared_once = False
+        self._renewed_at = float("-inf")  # on self.clock's monotonic scale
         self._ticker: asyncio.Task[None] | None = None
         self._listeners: list[JobListener] = []
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -324,17 +325,21 @@ class JobEngine:
     async def _tick_forever(self) -> None:
         # Real time, not self.clock: a test's FakeClock would make this a busy loop.
         # Leases are stamped on self.clock; renewing every third of a lease leaves room.
+        # Rounds slowed by a busy loop are counted in the clock's time too, so a lease
+        # is renewed once a third of it has passed on the clock that stamps it.
         every = max(1, round(self.lease_seconds / 3 / POLL_SECONDS))
         count = 0
         while True:
             await asyncio.sleep(POLL_SECONDS)
             count += 1
+            due = self.clock.monotonic() - self._renewed_at >= self.lease_seconds / 3
             try:
-                await self.tick(renew=count % every == 0)
+                await self.tick(renew=due or count % every == 0)
             except Exception:
                 log.exception("job leases: one round failed")
 
     async def _renew(self) -> None:
+        self._renewed_at = self.clock.monotonic()
         renewed = await self.db.jobs.renew(
             self.owner, lease_seconds=self.lease_seconds, host=self.host, pid=os.getpid()
         )
@@ -706,9 +711,10 @@ class JobEngine:
                 expected=await self.typical_seconds(job.relay_name, job.request),
                 elapsed=elapsed,
             )
-        if not await self.db.jobs.mark_submitting(job.id, owner=self.owner):
-            await self._check_held(job.id)
-            raise _AlreadyFinal  # cancelled while it was being started
+        if not await self.db.jobs.mark_submitting(
+            job.id, owner=self.owner, lease_seconds=self.lease_seconds
+        ):
+            return await self._not_submitted(job.id)
         # The image bytes are read only now, for the relay; the job row names them by ref.
         request = await self.db.images.load(job.request)
         # A remix must go to the relay that made its source; anything else may fail over.
@@ -718,6 +724,29 @@ class JobEngine:
             return await self.typical_seconds(relay_name, request)
 
         return self.relay.generate(request, deadline=total, relay_name=pinned, history=history)
+
+    async def _not_submitted(self, job_id: int) -> AsyncIterator[Event]:
+        """The write that allows a submit was refused: send nothing, ever, from this
+        claim. Only a job this engine holds again by a takeover is followed further."""
+        job = await self._get(job_id)
+        if job.is_final:
+            raise _AlreadyFinal  # cancelled while it was being started
+        if job.lease_owner != self.owner:
+            raise _LeaseLost
+        if job.status == "queued":
+            # The claim lapsed before the submit (a busy loop renewed nothing): nothing
+            # was sent; let any process, this one included, claim it again.
+            log.warning("job %s: its claim lapsed before the submit; back in line", job_id)
+            await self.db.jobs.let_go(job_id, self.owner)
+            raise _AlreadyFinal
+        # Another process claimed it while this claim had lapsed, submitted it, then
+        # lost it to this engine's takeover (which left it to this task): follow the
+        # relay's id, or, without one, end it as a restart does; never submit again.
+        if job.relay_id and job.format != "chat":
+            return await self._events_for(job)
+        log.warning("job %s: cut while %s; refunding", job_id, job.status)
+        await self._finish(job_id, "interrupted", error_code="interrupted", refund=True)
+        raise _AlreadyFinal
 
     async def typical_seconds(self, relay_name: str, request: VideoRequest) -> float | None:
         """How long renders like `request` took lately on `relay_name` (the median of the

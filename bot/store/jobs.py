@@ -182,10 +182,37 @@ class JobRepo:
         row = await self._db.run(partial(_get_row, job_id=job_id))
         return None if row is None else _job(row)
 
-    async def mark_submitting(self, job_id: int, *, owner: str | None = None) -> bool:
-        """False if the job is already final (e.g. cancelled meanwhile), or `owner` no
-        longer holds its lease."""
-        return await self._update_active(job_id, "status = 'submitting'", (), owner)
+    async def mark_submitting(
+        self, job_id: int, *, owner: str | None = None, lease_seconds: float | None = None
+    ) -> bool:
+        """Move a waiting job to 'submitting': the one write that lets a relay submit
+        happen, so it changes the row only from 'queued' and, with `owner`, only while
+        that owner holds an unexpired lease (renewed to `lease_seconds` from now if
+        given, for the submit's round trip). False otherwise: the job ended, another
+        process took it, or the lease ran out (anyone may claim it then), and nothing
+        may be sent. A job is submitted at most once, whoever claims it after."""
+        now = self._db.clock.now()
+        sets, where = "status = 'submitting', updated_at = ?", "id = ? AND status = 'queued'"
+        params: list[object] = [to_db(now)]
+        args: list[object] = [job_id]
+        if owner is not None:
+            where += " AND lease_owner = ? AND lease_expires > ?"
+            args += [owner, to_db(now)]
+            if lease_seconds is not None:
+                sets += ", lease_expires = ?"
+                params.append(to_db(now + timedelta(seconds=lease_seconds)))
+        changed = await self._db.execute(f"UPDATE jobs SET {sets} WHERE {where}", (*params, *args))
+        return changed > 0
+
+    async def let_go(self, job_id: int, owner: str) -> bool:
+        """Drop `owner`'s lapsed claim on a job still waiting, so any process (this one
+        included) may claim it again."""
+        changed = await self._db.execute(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL"
+            " WHERE id = ? AND status = 'queued' AND lease_owner = ?",
+            (job_id, owner),
+        )
+        return changed > 0
 
     async def mark_running(
         self,

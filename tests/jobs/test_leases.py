@@ -363,3 +363,71 @@ def test_each_process_keeps_its_share_of_the_relay_and_discord_budgets() -> None
     slots = EditSlots(3.0, clock)
     slots.set_share(2)
     assert slots.step == 2 / 3
+
+
+async def test_a_job_whose_claim_lapsed_before_its_submit_is_submitted_once(
+    open_engine, relay: FakeRelay, clock: FakeClock
+) -> None:
+    """The benchmark's double submits: a's claim lapses before its task submits (its loop
+    was busy); b claims the job and submits it, b's lease lapses in turn and a takes the
+    job over, which leaves it to a's still pending task. That task must follow b's
+    render, not send it again."""
+    (a, _seen_a), (b, _seen_b) = await two(open_engine)
+    prompt = "claimed twice"
+
+    async def busy_loop(update) -> None:  # runs in a.submit between its claim and its task
+        if update.kind != "queued" or update.job.request.prompt != prompt:
+            return
+        clock.advance(LEASE + 1)
+        await b.tick()
+        await until(lambda: _has_status(b, update.job.id, "running"))
+        clock.advance(LEASE + 1)
+        # a's lease round: the job is among a's tasks, so a's takeover leaves it to them.
+        taken = await a.db.jobs.take_over(a.owner, lease_seconds=LEASE)
+        assert [j.id for j in taken] == [update.job.id]
+
+    a.add_listener(busy_loop)
+    job = await a.submit(new_job(prompt))
+    await until(lambda: _is_final(a, job.id))
+    await a.wait_idle()
+    row = await a.db.jobs.get(job.id)
+    assert row is not None and row.status == "succeeded"
+    assert relay.submits_for(prompt) == 1
+    assert await ledger(a, job.id) == Counter(reserve=1, commit=1)
+
+
+async def _is_final(engine: JobEngine, job_id: int) -> bool:
+    row = await engine.db.jobs.get(job_id)
+    return row is not None and row.is_final
+
+
+async def test_a_claim_that_lapsed_before_its_submit_sends_nothing_and_goes_back_in_line(
+    open_engine, relay: FakeRelay, clock: FakeClock
+) -> None:
+    """A submit sent on a lapsed lease would race a takeover that refunds the job as cut
+    mid-submit while the relay bills it. The lapsed claim sends nothing; the job is
+    claimed afresh, and a submit in flight under a live lease is left alone."""
+    held = asyncio.Event()
+    relay.fail_next("submit", status=None, wait=held)
+    (a, _seen_a), (b, seen_b) = await two(open_engine)
+    prompt = "lapsed claim"
+
+    async def busy_loop(update) -> None:  # runs in a.submit between its claim and its task
+        if update.kind == "queued" and update.job.request.prompt == prompt:
+            clock.advance(LEASE + 1)
+
+    a.add_listener(busy_loop)
+    job = await a.submit(new_job(prompt))
+    await until(lambda: _has_status(a, job.id, "submitting"))
+    await until(lambda: _count(lambda: len(relay.requests_to("submit")) >= 1))
+    await b.tick()  # a's submit is in flight under a live lease: b takes nothing
+    row = await b.db.jobs.get(job.id)
+    assert row is not None and (row.status, row.lease_owner) == ("submitting", a.owner)
+    held.set()
+    await until(lambda: _is_final(a, job.id))
+    await a.wait_idle()
+    row = await a.db.jobs.get(job.id)
+    assert row is not None and row.status == "succeeded"
+    assert relay.submits_for(prompt) == 1
+    assert finished(seen_b) == []
+    assert await ledger(a, job.id) == Counter(reserve=1, commit=1)

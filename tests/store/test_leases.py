@@ -140,3 +140,48 @@ async def test_processes_are_counted_while_they_renew(db: Database, clock: FakeC
     assert await db.jobs.register("h:3:z", host="h", pid=3, is_dead=dead) == 1
     row = await db.jobs.get(job.id)
     assert row is not None and row.lease_owner is None
+
+
+async def test_a_job_reaches_submitting_once_only_from_a_live_claim(
+    db: Database, clock: FakeClock
+) -> None:
+    """The write that allows a relay submit needs the job still waiting and the owner's
+    lease unexpired: a claim that lapsed, even one its owner later got back by a
+    takeover of the job, can't move it to 'submitting' again (the render would be sent
+    twice and billed twice)."""
+    job = await db.jobs.create(new_job(), cost=1)
+    assert await claim(db, "a") == [job.id]
+    clock.advance(LEASE + 1)  # a's loop was too busy to renew or submit
+    assert not await db.jobs.mark_submitting(job.id, owner="a")  # lapsed: nothing sent
+    assert await claim(db, "b") == [job.id]  # b claims it and submits it
+    assert await db.jobs.mark_submitting(job.id, owner="b", lease_seconds=LEASE)
+    assert not await db.jobs.mark_submitting(job.id, owner="b")  # once, even by b
+    clock.advance(LEASE + 1)  # b is busy in turn
+    assert [j.id for j in await db.jobs.take_over("a", lease_seconds=LEASE)] == [job.id]
+    # a holds the job again, but its old claim's task must not submit it a second time.
+    assert not await db.jobs.mark_submitting(job.id, owner="a", lease_seconds=LEASE)
+    row = await db.jobs.get(job.id)
+    assert row is not None and (row.status, row.lease_owner) == ("submitting", "a")
+
+
+async def test_mark_submitting_renews_the_lease_for_the_submit(
+    db: Database, clock: FakeClock
+) -> None:
+    job = await db.jobs.create(new_job(), cost=1)
+    assert await claim(db, "a") == [job.id]
+    clock.advance(LEASE - 1)
+    assert await db.jobs.mark_submitting(job.id, owner="a", lease_seconds=LEASE)
+    clock.advance(LEASE - 1)  # the submit's round trip is slow: the lease still holds
+    assert await db.jobs.take_over("b", lease_seconds=LEASE) == []
+
+
+async def test_a_lapsed_claim_let_go_is_claimed_again_by_anyone(
+    db: Database, clock: FakeClock
+) -> None:
+    job = await db.jobs.create(new_job(), cost=1)
+    assert await claim(db, "a") == [job.id]
+    clock.advance(LEASE + 1)
+    assert await db.jobs.let_go(job.id, "a")
+    assert await claim(db, "a") == [job.id]  # its own, or any other process's
+    assert await db.jobs.mark_submitting(job.id, owner="a")
+    assert not await db.jobs.let_go(job.id, "a")  # submitting: a claim is no longer let go

@@ -101,10 +101,33 @@ class PgJobRepo:
         row = await self._db.pool.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
         return None if row is None else pg_job(row)
 
-    async def mark_submitting(self, job_id: int, *, owner: str | None = None) -> bool:
-        """False if the job is already final (e.g. cancelled meanwhile), or `owner` no
-        longer holds its lease."""
-        return await self._update_active(job_id, "status = 'submitting'", (), owner)
+    async def mark_submitting(
+        self, job_id: int, *, owner: str | None = None, lease_seconds: float | None = None
+    ) -> bool:
+        """See `bot.store.jobs.JobRepo.mark_submitting`: only from 'queued', and with
+        `owner` only under its unexpired lease; one conditional write."""
+        now = self._db.clock.now()
+        sets = "status = 'submitting', updated_at = $2"
+        where = "id = $1 AND status = 'queued'"
+        args: list[object] = [job_id, now]
+        if owner is not None:
+            where += " AND lease_owner = $3 AND lease_expires > $2"
+            args.append(owner)
+            if lease_seconds is not None:
+                sets += ", lease_expires = $4"
+                args.append(now + timedelta(seconds=lease_seconds))
+        status = await self._db.pool.execute(f"UPDATE jobs SET {sets} WHERE {where}", *args)
+        return rowcount(status) > 0
+
+    async def let_go(self, job_id: int, owner: str) -> bool:
+        """See `bot.store.jobs.JobRepo.let_go`."""
+        status = await self._db.pool.execute(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL"
+            " WHERE id = $1 AND status = 'queued' AND lease_owner = $2",
+            job_id,
+            owner,
+        )
+        return rowcount(status) > 0
 
     async def mark_running(
         self,

@@ -3,6 +3,7 @@
 Each benchmark prints its figures next to its target with PASS/MISS; the table is
 markdown so it can be pasted into README.md. `--quick` runs smaller versions (the
 targets still apply, but small runs flatter the latency and throughput figures).
+`--only processes` runs issue 12's row (two bot processes on PostgreSQL, one killed).
 `--only economy` runs issue 10's rows: reads, result, progress, delivery and ack
 (`reads`, `result` and `progress` share one set of renders).
 """
@@ -16,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import ack, cadence, delivery, economy, idle, jobs, quota
+from bench import ack, cadence, delivery, economy, idle, jobs, quota, scale
 from bench.report import Figure, save, table
 from bench.report import load as load_figures
 
@@ -33,6 +34,8 @@ BENCHMARKS: dict[str, Runner] = {
     "result": lambda quick: economy.result(*_renders(quick)),
     "progress": lambda quick: economy.progress(*_renders(quick)),
     "delivery": lambda quick: delivery.run(5 if quick else 10),
+    # Issue 12: 1,000 renders shared by two processes on PostgreSQL, then one killed.
+    "processes": lambda quick: scale.run(200 if quick else 1000, window=8.0 if quick else 20.0),
 }
 GROUPS: dict[str, list[str]] = {"economy": ["reads", "result", "progress", "delivery", "ack"]}
 

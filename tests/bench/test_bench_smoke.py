@@ -7,7 +7,10 @@ timing targets: those belong to `python -m bench` on a quiet machine.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
+
+import pytest
 
 from bench import ack, cadence, delivery, economy, idle, jobs, quota
 from bench.report import Figure, load, save, table
@@ -100,3 +103,21 @@ def test_a_saved_run_shows_as_before(tmp_path: Path) -> None:
         "<= 8",
     ]
     assert lines[3].split("|")[3].strip() == ""  # no earlier figure
+
+
+async def test_processes_share_renders_and_take_over_a_killed_ones_jobs() -> None:
+    """Two bot processes on PostgreSQL: every render reached the relay, the killed
+    process's jobs were all taken over."""
+    from bench import scale
+
+    got = _by_name(await scale.run(6, window=1.0, lease=3.0, limit=60.0))
+    skipped = [name for name in got if name.startswith("skipped")]
+    if skipped and os.environ.get("CI") == "true" and "PostgreSQL" in skipped[0]:
+        pytest.fail(skipped[0])  # CI must run the PostgreSQL tests
+    if skipped:
+        pytest.skip(skipped[0])
+    assert got["jobs at the relay"] == 6
+    assert 0 <= got["jobs held by the killed process"] <= 6
+    assert 0 < got["time until all were taken over"] <= 6.0
+    for shard in (0, 1):
+        assert 10 < got[f"shard {shard} process peak RSS"] < 1000

@@ -649,6 +649,9 @@ class JobEngine:
                     raise
                 # Nothing billed unless a relay has, or may have, the job.
                 billed = accepted or watch.may_have_reached
+                if not billed:  # a job this task followed after taking it back (`_not_submitted`)
+                    row = await self.db.jobs.get(job.id)
+                    billed = row is not None and bool(row.relay_id)
                 log.info(
                     "job %s: cancelled by %s (%s)",
                     job.id,

@@ -19,7 +19,9 @@ download from the relay, model list) takes a slot here before it is sent.
   "您已达到请求数限制：1分钟内最多请求N次", in any status) halves the budget, or takes the
   limit the relay states if lower, for `shrink_for` seconds, then the configured budget
   returns. Without a configured budget the shrink starts from what was used in the last
-  window. A `Retry-After` stops all requests until it has passed.
+  window, and it ends only once no request waits: "no limit" would send the whole queue
+  at once, a burst the relay refuses (and a submit refused twice fails its job). A
+  `Retry-After` stops all requests until it has passed.
 - **Cancelling a waiter costs nothing**: it leaves the queue and nothing was sent.
 - **Several processes share the key.** Each keeps `1 / share` of the configured budget
   (at least one request a minute), `share` being the live processes on the database
@@ -158,7 +160,7 @@ class RequestBudget:
 
     def limit(self) -> int | None:
         """Requests allowed in the current window (None: no limit)."""
-        if self._shrunk is not None and self.clock.monotonic() >= self._shrunk_until:
+        if self._shrunk is not None and self._shrink_over():
             self._shrunk = None
         mine = None if self.per_minute is None else max(1, self.per_minute // self.share)
         if self._shrunk is None:
@@ -169,6 +171,13 @@ class RequestBudget:
         """`processes` processes send to this relay with the same key: keep our part."""
         self.share = max(1, processes)
         self._wake()
+
+    def _shrink_over(self) -> bool:
+        """A shrink is over when its time has passed, and, without a configured budget (its
+        end is "no limit"), once nobody waits: the queue is served at the shrunk pace."""
+        if self.clock.monotonic() < self._shrunk_until:
+            return False
+        return self.per_minute is not None or not self._waiters
 
     def used(self) -> int:
         """Requests in flight plus those answered within the window.
@@ -257,7 +266,8 @@ class RequestBudget:
         times = []
         if self._stamps:
             times.append(self._stamps[0] + self.window + self.margin - now)
-        if self._shrunk is not None:
+        if self._shrunk is not None and (self.per_minute is not None or not self._waiters):
+            # Without a configured budget the end of a shrink frees nobody who waits.
             times.append(self._shrunk_until - now)
         return max(min(times), _EPS) if times else None
 

@@ -162,6 +162,28 @@ async def test_without_a_budget_a_429_limits_to_half_of_what_was_used() -> None:
     assert budget.limit() is None
 
 
+async def test_without_a_budget_the_end_of_a_shrink_does_not_send_the_queue_at_once() -> None:
+    """The relay allows 4 a minute and 30 requests wait when the five-minute shrink ends:
+    "no limit" would send them in one burst the relay refuses (a submit refused twice fails
+    its job), so the queue keeps the shrunk pace until it has drained."""
+    clock = HandClock()
+    budget = RequestBudget(None, clock, shrink_for=300)  # type: ignore[arg-type]
+    log: list[str] = []
+    for n in range(8):
+        await take(budget, Priority.STATUS, log, str(n))
+    budget.refused(None, "您已达到请求数限制：1分钟内最多请求4次")
+    assert budget.limit() == 4
+    waiters = [asyncio.create_task(take(budget, Priority.STATUS, log, f"w{n}")) for n in range(30)]
+    await settle()
+    for minute in range(1, 8):
+        await clock.advance(60)
+        assert budget.used() == 4, minute  # the relay's four a minute, past the five minutes
+        assert budget.limit() == 4 and budget.waiting == 30 - 4 * minute
+    await clock.advance(60)
+    await asyncio.gather(*waiters)
+    assert budget.limit() is None  # the queue has drained: the shrink is over
+
+
 async def test_retry_after_stops_every_request_until_it_has_passed() -> None:
     clock = HandClock()
     budget = RequestBudget(100, clock)  # type: ignore[arg-type]

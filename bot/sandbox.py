@@ -371,10 +371,19 @@ class Session:
                 return f"The {fmt}-format video was not attached."
             return None
 
+        attaching = t("live.attaching", self.lang)
+
+        def done(messages: list[RecordedMessage]) -> bool:
+            # The result is shown first and its file follows in a later edit (after the
+            # download, with no change to Discord meanwhile): wait for that edit, which
+            # takes the "attaching" line away, rather than for a quiet moment.
+            final = _finished(messages)
+            return final is not None and attaching not in final.content
+
         return Step(
             f'/video prompt:"{prompt}" ({fmt} format)',
             self.slash("video", prompt=prompt),
-            lambda messages: _finished(messages) is not None,
+            done,
             expect,
         )
 

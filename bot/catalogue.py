@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -190,8 +190,11 @@ class ModelEntry(BaseModel):
 
     # -- Rules, prices, times ----------------------------------------------------------
 
-    def check(self, request: VideoRequest, *, catalogue: Catalogue | None = None) -> None:
-        """Raise `InvalidRequest` with one sentence naming what this model supports."""
+    def check(
+        self, request: VideoRequest, *, catalogue: Iterable[ModelEntry] | None = None
+    ) -> None:
+        """Raise `InvalidRequest` with one sentence naming what this model supports;
+        `catalogue`: the models a sentence may name instead (those usable here)."""
         name = self.name
         if request.duration not in self.durations:
             choices = [str(d) for d in self.durations]
@@ -228,19 +231,18 @@ class ModelEntry(BaseModel):
                     "remove some or pick another model."
                 )
             raise InvalidRequest("model_images", message, model=name, max=self.max_images)
-        for feature, wanted in (
-            ("storyboard", bool(request.storyboard)),
-            ("remix", request.remix_of is not None),
-            ("characters", request.cameo is not None),
-        ):
-            if wanted:
-                self.require_feature(feature, catalogue=catalogue)  # type: ignore[arg-type]
+        if request.storyboard:
+            self.require_feature("storyboard", catalogue=catalogue)
+        if request.remix_of is not None:
+            self.require_feature("remix", catalogue=catalogue)
+        if request.cameo is not None:
+            self.require_feature("characters", catalogue=catalogue)
 
     def require_feature(
         self,
         feature: Literal["storyboard", "remix", "characters"],
         *,
-        catalogue: Catalogue | None = None,
+        catalogue: Iterable[ModelEntry] | None = None,
     ) -> None:
         """Raise `InvalidRequest` naming the models that have `feature`, if this one has
         not (also asked before a remix prompt is, so a member isn't asked for nothing)."""
@@ -339,11 +341,22 @@ class Catalogue:
         entry.check(request, catalogue=self)
         return entry
 
-    def resolve(self, request: VideoRequest) -> VideoRequest:
+    def usable(self, among: Collection[str] | None) -> list[ModelEntry]:
+        """The entries named in `among` (lower-case names; None: every one)."""
+        return (
+            list(self.entries)
+            if among is None
+            else [e for e in self.entries if e.name.lower() in among]
+        )
+
+    def resolve(
+        self, request: VideoRequest, *, among: Collection[str] | None = None
+    ) -> VideoRequest:
         """The request as it will be rendered, after its model's rules held: the model's
         own spelling and default duration when none was chosen (the operator's default
         model when none was named), and HD dropped where the model ignores it. What is
-        stored, priced and sent is this."""
+        stored, priced and sent is this. `among`: the models (lower-case names) usable
+        here, the only ones a refusal names as alternatives."""
         chosen = request.model_fields_set
         entry = self.require(request.model) if "model" in chosen else self.default
         changes: dict[str, object] = {}
@@ -353,7 +366,7 @@ class Catalogue:
             changes["duration"] = entry.first_duration
         if changes:
             request = VideoRequest.build(**{**request.model_dump(), **changes})
-        entry.check(request, catalogue=self)
+        entry.check(request, catalogue=self.usable(among))
         if request.hd and not entry.effective_hd(request):
             request = request.model_copy(update={"hd": False})
         return request

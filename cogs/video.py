@@ -123,15 +123,21 @@ class Video(commands.Cog):
         # The model's own rules too (its durations, HD, how many images): its catalogue entry.
         count = len(attachments)
         chosen = self.bot.defaults.resolve_now(requester_guild(interaction), typed)
+        among = self._offered()  # a refusal names only models usable here
         if chosen is not None:
-            self.check(VideoRequest.build(prompt=prompt, **chosen.fields()), images=count)
+            self.check(
+                VideoRequest.build(prompt=prompt, **chosen.fields()), images=count, among=among
+            )
         await self._acknowledge(interaction)
         if chosen is None:
             chosen = await self._resolve(interaction, typed)
-            self.check(VideoRequest.build(prompt=prompt, **chosen.fields()), images=count)
+            among = await self._usable(interaction)
+            self.check(
+                VideoRequest.build(prompt=prompt, **chosen.fields()), images=count, among=among
+            )
         fields = dict(chosen.fields(), prompt=await self._rewrite(interaction, prompt))
         # An alias's text may break a rule: say so before a download.
-        self.check(VideoRequest.build(**fields), images=count)
+        self.check(VideoRequest.build(**fields), images=count, among=among)
         images = [await self._read_image(a) for a in attachments]
         await self.start_job(interaction, VideoRequest.build(**fields, images=images))
         await self._skipped_notes(interaction, chosen)
@@ -167,7 +173,8 @@ class Video(commands.Cog):
     ) -> None:
         if model is not None:  # told now, not after the member wrote every shot
             entry = self.bot.catalogue.require(model)
-            entry.require_feature("storyboard", catalogue=self.bot.catalogue)
+            usable = self.bot.catalogue.usable(await self._usable(interaction))
+            entry.require_feature("storyboard", catalogue=usable)
         # Options left out are filled from /settings when the shots are submitted.
         options = {"duration": duration, "orientation": orientation, "model": model}
         await interaction.response.send_modal(StoryboardModal(options, locale_of(interaction)))
@@ -255,26 +262,38 @@ class Video(commands.Cog):
 
     # -- the catalogue: choices and rules -------------------------------------------
 
-    def check(self, request: VideoRequest, *, images: int = 0) -> VideoRequest:
+    def check(
+        self, request: VideoRequest, *, images: int = 0, among: Collection[str] | None = None
+    ) -> VideoRequest:
         """`request` resolved against its model's catalogue entry (`InvalidRequest` with
         the sentence naming what the model supports); `images` counts attachments not yet
         read, so a model's image limit is told before any download."""
         if images > len(request.images):
             placeholder = ImageInput(url="https://attachment.invalid/image.png")
             request = request.model_copy(update={"images": (placeholder,) * images})
-        return self.bot.catalogue.resolve(request)
+        return self.bot.catalogue.resolve(request, among=among)
+
+    def _offered(self) -> Collection[str] | None:
+        """The (lower-case) models some healthy relay offers; None while that is unknown."""
+        relay = getattr(self.bot, "relay", None)
+        return relay.offered_names() if relay is not None else None
+
+    async def _usable(self, interaction: discord.Interaction) -> Collection[str] | None:
+        """The (lower-case) models some healthy relay offers and this server's admins
+        allow (/settings-admin models); None: any."""
+        offered = self._offered()
+        if interaction.guild_id is None:
+            return offered
+        models = await self.bot.defaults.allowed_models(interaction.guild_id)
+        allowed = {entry.name.lower() for entry in models}
+        return allowed if offered is None else allowed & set(offered)
 
     async def model_choices(
         self, interaction: discord.Interaction, current: str, *, needs: Feature | None = None
     ) -> list[app_commands.Choice[str]]:
         """The catalogue's models some healthy relay offers (all, while that is unknown)
         and that this server's admins allow (/settings-admin models)."""
-        relay = getattr(self.bot, "relay", None)
-        offered: Collection[str] | None = relay.offered_names() if relay is not None else None
-        if interaction.guild_id is not None:
-            models = await self.bot.defaults.allowed_models(interaction.guild_id)
-            allowed = {entry.name.lower() for entry in models}
-            offered = allowed if offered is None else allowed & set(offered)
+        offered = await self._usable(interaction)
         return model_choices(
             self.bot.catalogue, current, locale_of(interaction), offered, needs=needs
         )

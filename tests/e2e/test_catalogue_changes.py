@@ -104,8 +104,36 @@ async def test_the_storyboard_menu_and_form_skip_models_without_storyboard(
     assert "veo3-fast" in [c["value"] for c in video]
     # Typed anyway: told at once, before the member writes any shot.
     inter = await fake_discord.run_slash("storyboard", {"model": "veo3-fast"})
-    assert await private_reply(inter) == "veo3-fast has no storyboard; pick sora-2 or sora-2-pro."
+    # The models it names are those usable here: this relay doesn't sell sora-2-pro.
+    assert await private_reply(inter) == "veo3-fast has no storyboard; pick sora-2."
     assert inter.modal is None
     zh = await fake_discord.run_slash("storyboard", {"model": "veo3-fast"}, locale="zh-CN")
-    assert await private_reply(zh) == "veo3-fast 不支持分镜;请选择 sora-2 或 sora-2-pro。"
+    assert await private_reply(zh) == "veo3-fast 不支持分镜;请选择 sora-2。"
+    assert await used_units(bot, fake_discord) == 0
+
+
+async def test_a_refusal_names_only_models_usable_here(
+    fake_discord: FakeDiscord, relay: FakeRelay, start_bot: StartBot
+) -> None:
+    relay.behaviour.models = ("sora-2", "sora-2-pro", "veo3-fast")
+    other = fake_discord.add_guild("Other")
+    bot = await start_bot()
+    hd = {"prompt": "a veo in hd", "model": "veo3-fast", "duration": 8, "hd": True}
+    inter = await fake_discord.run_slash("video", hd)
+    assert await private_reply(inter) == "HD needs a model that offers it: sora-2-pro."
+    deny = await fake_discord.run_slash(
+        "settings-admin",
+        {"model": "sora-2-pro"},
+        subcommand="models deny",
+        user_id=fake_discord.owner.id,
+    )
+    await deny.wait_until(lambda i: i.original is not None and bool(i.original.embeds))
+    inter = await fake_discord.run_slash("video", hd)
+    # Not "pick sora-2-pro": the admins took it away here.
+    assert await private_reply(inter) == "veo3-fast has no HD; turn HD off."
+    # Veo is not sold by this relay any more: not named as an alternative either.
+    relay.behaviour.models = ("sora-2",)
+    await bot.relay.refresh_offers()
+    inter = await fake_discord.run_slash("storyboard", {"model": "veo3-fast"}, guild_id=other.id)
+    assert await private_reply(inter) == "veo3-fast has no storyboard; pick sora-2."
     assert await used_units(bot, fake_discord) == 0

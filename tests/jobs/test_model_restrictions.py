@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from bot.catalogue import Catalogue, shipped_catalogue
 from bot.fakes.relay import FakeRelay
 from bot.jobs.defaults import ModelNotAllowedError
 from bot.jobs.engine import Requester
+from bot.relay.models import InvalidRequest
 
 from .conftest import new_job
 
@@ -42,3 +44,30 @@ async def test_a_model_not_allowed_is_refused_before_anything_is_reserved(
     other = await engine.submit(new_job("a far lighthouse", guild=2, model="sora-2-pro"))
     await seen.wait_for(lambda _: {allowed.id, other.id} <= seen.finished().keys())
     assert relay.submits_for("a far lighthouse") == 1
+
+
+async def test_a_rerun_or_remix_of_a_model_the_catalogue_dropped_reserves_nothing(
+    open_engine, relay: FakeRelay
+) -> None:
+    first, seen = await open_engine()
+    await first.start()
+    pro = await first.submit(new_job("a pro lighthouse", model="sora-2-pro", duration=15))
+    await seen.wait_for(lambda _: pro.id in seen.finished())
+    await first.stop()
+    ledger_before = await first.db.quotas.ledger(1)
+
+    # The operator's MODELS_FILE no longer has sora-2-pro (e.g. replace_defaults).
+    only_sora = Catalogue([shipped_catalogue().require("sora-2")])
+    engine, _ = await open_engine(catalogue=only_sora)
+    await engine.start()
+    asker = Requester(guild_id=1, user_id=12)
+    with pytest.raises(InvalidRequest) as rerun:
+        await engine.rerun(pro.id, asker)
+    assert rerun.value.code == "unknown_model" and rerun.value.params["models"] == ("sora-2",)
+    with pytest.raises(InvalidRequest):
+        await engine.remixable(pro.id, guild_id=1)  # asked before the remix prompt is
+    with pytest.raises(InvalidRequest):
+        await engine.remix(pro.id, "make it night", asker)
+    assert await engine.db.quotas.ledger(1) == ledger_before
+    assert await engine.db.jobs.get(pro.id + 1) is None
+    assert relay.submits_for("make it night") == 0 and relay.submits_for("a pro lighthouse") == 1

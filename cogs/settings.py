@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.app_commands import locale_str as _
 from discord.ext import commands
 
+from bot.catalogue import ModelEntry
 from bot.jobs.defaults import ModelNotAllowedError, Resolved, check_allowed, resolve
 from bot.relay.models import VideoRequest
 from bot.store.preferences import Defaults, Preferences
@@ -98,6 +99,30 @@ class SettingsBase:
 
     bot: VideoBot
 
+    def _entry(self, model: str) -> ModelEntry:
+        """The catalogue entry a typed model names, or the sentence listing the known ones."""
+        entry = self.bot.catalogue.get(model)
+        if entry is None:
+            names = ", ".join(self.bot.catalogue.names())
+            raise UserFacingError("settings.unknown_model", model=model, models=names)
+        return entry
+
+    async def _save(
+        self, interaction: discord.Interaction, level: str, changes: dict[str, Any]
+    ) -> str | None:
+        """Validate and store a level's changed defaults; the note to show, None if none."""
+        if not changes:
+            return None
+        assert interaction.guild_id is not None
+        prefs = await self.bot.defaults.stored(interaction.guild_id, interaction.user.id)
+        self._validate(prefs, level, changes)
+        locale = locale_of(interaction)
+        if level == "member":
+            await self.bot.defaults.set_member(interaction.guild_id, interaction.user.id, **changes)
+            return t("settings.saved", locale)
+        await self.bot.defaults.set_server(interaction.guild_id, **changes)
+        return t("settings.server_saved", locale)
+
     def _validate(self, prefs: Preferences, level: str, changes: dict[str, Any]) -> None:
         """Refuse, with one sentence, defaults that could never render: an unknown or
         disallowed model, or options the model they would render with lacks. The level's
@@ -107,10 +132,7 @@ class SettingsBase:
         catalogue = self.bot.catalogue
         model = changes.get("model")
         if model is not None:
-            entry = catalogue.get(model)
-            if entry is None:
-                names = ", ".join(catalogue.names())
-                raise UserFacingError("settings.unknown_model", model=model, models=names)
+            entry = self._entry(model)
             changes["model"] = entry.name
             check_allowed(entry.name, prefs.allowed_models, catalogue)
         merged = replace(prefs.member if level == "member" else prefs.server, **changes)
@@ -146,7 +168,7 @@ class SettingsBase:
         assert interaction.guild_id is not None
         locale = locale_of(interaction)
         catalogue = self.bot.catalogue
-        prefs = await self.bot.db.preferences.get(interaction.guild_id, interaction.user.id)
+        prefs = await self.bot.defaults.stored(interaction.guild_id, interaction.user.id)
         resolved: Resolved | None
         try:
             resolved = resolve(Defaults(), prefs, catalogue)
@@ -230,13 +252,9 @@ class Settings(
         changes = _changes(
             model=model, orientation=orientation, duration=duration, hd=hd, private=private
         )
-        note = None
-        if changes:
-            prefs = await self.bot.db.preferences.get(interaction.guild_id, interaction.user.id)
-            self._validate(prefs, "member", changes)
-            await self.bot.defaults.set_member(interaction.guild_id, interaction.user.id, **changes)
-            note = t("settings.saved", locale_of(interaction))
-        await self._show(interaction, note, toggles=True)
+        await self._show(
+            interaction, await self._save(interaction, "member", changes), toggles=True
+        )
 
     @app_commands.command(name="reset", description=_("Clear your defaults in this server"))
     @app_commands.describe(option=_("Only this option (empty = all of them)"))
@@ -259,7 +277,7 @@ class Settings(
             if interaction.guild_id is None:
                 raise app_commands.NoPrivateMessage
             await interaction.response.defer()
-            prefs = await self.bot.db.preferences.get(interaction.guild_id, interaction.user.id)
+            prefs = await self.bot.defaults.stored(interaction.guild_id, interaction.user.id)
             current = getattr(resolve(Defaults(), prefs, self.bot.catalogue), field)
             changes: dict[str, Any] = {field: not current}
             self._validate(prefs, "member", changes)
@@ -320,13 +338,7 @@ class SettingsAdmin(
         changes = _changes(
             model=model, orientation=orientation, duration=duration, hd=hd, private=private
         )
-        note = None
-        if changes:
-            prefs = await self.bot.db.preferences.get(interaction.guild_id, interaction.user.id)
-            self._validate(prefs, "server", changes)
-            await self.bot.defaults.set_server(interaction.guild_id, **changes)
-            note = t("settings.server_saved", locale_of(interaction))
-        await self._show(interaction, note)
+        await self._show(interaction, await self._save(interaction, "server", changes))
 
     @defaults.command(name="reset", description=_("Clear the server's defaults"))
     @app_commands.describe(option=_("Only this option (empty = all of them)"))
@@ -365,11 +377,10 @@ class SettingsAdmin(
         await interaction.response.defer(ephemeral=True, thinking=True)
         locale = locale_of(interaction)
         catalogue = self.bot.catalogue
-        entry = catalogue.get(model)
-        if entry is None:
-            names = ", ".join(catalogue.names())
-            raise UserFacingError("settings.unknown_model", model=model, models=names)
-        stored = await self.bot.db.preferences.allowed_models(interaction.guild_id)
+        entry = self._entry(model)
+        stored = (
+            await self.bot.defaults.stored(interaction.guild_id, interaction.user.id)
+        ).allowed_models
         current = set(catalogue.names()) if stored is None else set(stored)
         chosen = current | {entry.name} if allow else current - {entry.name}
         if not chosen & set(catalogue.names()):

@@ -267,6 +267,11 @@ class DefaultsService:
             return None
         return await self.repo.get(guild_id, user_id)
 
+    async def stored(self, guild_id: int, user_id: int) -> Preferences:
+        """What is stored for the member and the server, read every time: the settings
+        screens show and edit it, so they must not rely on the cached shortcut."""
+        return await self.repo.get(guild_id, user_id)
+
     async def allowed_models(self, guild_id: int) -> list[ModelEntry]:
         """The catalogue models members may use in `guild_id` (for autocomplete)."""
         allowed = await self.repo.allowed_models(guild_id) if guild_id in self._guilds else None
